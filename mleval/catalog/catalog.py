@@ -1,0 +1,376 @@
+"""The catalog: one DuckDB file holding the entities, written by one process.
+
+Every write checks the rules of ``rules.py`` first and runs in a transaction, so a batch
+lands whole or not at all. Bulk rows arrive as Arrow tables; a list of dicts is accepted
+for convenience and converted with the table's own schema.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from mleval.catalog import rules
+from mleval.catalog.parquet_tables import PERFORMANCE_METRICS_SCHEMA, ParquetTable
+from mleval.catalog.schema import LATEST_VERSION, MIGRATIONS, MIGRATIONS_TABLE
+from mleval.core.enums import DatasetSplit
+from mleval.core.errors import CatalogBusyError, ConflictError, MlevalError, NotFoundError, ValidationError
+
+TABLES = tuple(rules.ENTITY_OF_TABLE)[:-1]  # performance_metrics live in Parquet, not in a table
+_READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Catalog:
+    """Direct access to ``catalog.duckdb``. Only the process that owns the file uses this class."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        try:
+            self._con = duckdb.connect(self.path)
+        except duckdb.IOException as error:
+            if "lock" in str(error).lower():
+                raise CatalogBusyError(
+                    f"the catalog {self.path} is open for writing in another process ({error}). "
+                    "DuckDB allows one writer: start Ray and open the workspace with "
+                    "Workspace.open(path, ray_address='auto') in every process, so they share "
+                    "the catalog owner actor, or close the other process."
+                ) from None
+            raise
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._lock = threading.RLock()
+        self._json_columns: dict[str, set[str]] = {}
+        self._schemas: dict[str, pa.Schema] = {}
+        self._migrate()
+        tables_root = Path(self.path).parent / "tables"
+        self._parquet = {
+            "performance_metrics": ParquetTable(
+                tables_root, "performance_metrics", PERFORMANCE_METRICS_SCHEMA, "evaluation_timestamp"
+            ),
+        }
+        for name in self._parquet:
+            self._refresh_view(name)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        with self._lock:
+            self._con.execute(MIGRATIONS_TABLE)
+            applied = self._con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0]
+            if applied > LATEST_VERSION:
+                raise MlevalError(
+                    f"the catalog {self.path} has schema version {applied}, newer than this mleval "
+                    f"understands ({LATEST_VERSION}): upgrade mleval to open it. Nothing was changed."
+                )
+            for version, description, ddl in MIGRATIONS:
+                if version <= applied:
+                    continue
+                with self._transaction():
+                    self._con.execute(ddl)
+                    self._con.execute(
+                        "INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, description, utc_now()]
+                    )
+
+    def schema_version(self) -> int:
+        return self.query("SELECT max(version) AS v FROM schema_migrations").column("v")[0].as_py()
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+    @contextmanager
+    def _transaction(self):
+        with self._lock:
+            self._con.begin()
+            try:
+                yield
+            except BaseException:
+                self._con.rollback()
+                raise
+            self._con.commit()
+
+    # -- reads -----------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        """Run a query and return its rows as an Arrow table (internal; any statement)."""
+        with self._lock:
+            return self._con.sql(sql, params=list(params) if params else None).to_arrow_table()
+
+    def query_rows(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        return self.query(sql, params).to_pylist()
+
+    def sql_readonly(self, sql: str) -> pa.Table:
+        """Run a user's read-only query (SELECT / EXPLAIN). Anything that writes is refused."""
+        statements = duckdb.extract_statements(sql)
+        for statement in statements:
+            if statement.type.name not in _READ_ONLY_STATEMENTS:
+                raise ValidationError(
+                    "sql.read_only",
+                    f"ws.sql runs read-only queries; got a {statement.type.name} statement. "
+                    "Change data through the Workspace API (ws.images, ws.annotations, ...).",
+                )
+        with self._lock:
+            return self._con.sql(sql).to_arrow_table()
+
+    def get(self, table: str, record_id: str) -> dict[str, Any]:
+        rows = self.query_rows(f"SELECT * FROM {_table(table)} WHERE id = ?", [str(record_id)])
+        if not rows:
+            raise NotFoundError(f"no {rules.ENTITY_OF_TABLE[table]} with id {record_id!r} in this workspace.")
+        return rows[0]
+
+    def find_by_name(self, table: str, name: str) -> list[dict[str, Any]]:
+        return self.query_rows(f"SELECT * FROM {_table(table)} WHERE name = ? ORDER BY created_at", [name])
+
+    # -- writes ----------------------------------------------------------------------------
+    def insert(self, table: str, rows: pa.Table | Sequence[dict[str, Any]]) -> int:
+        """Validate and insert rows (all or none). Returns the number inserted."""
+        staged = self.to_arrow(table, rows)
+        if staged.num_rows == 0:
+            return 0
+        columns = ", ".join(staged.column_names)
+        with self._staged(staged), self._transaction():
+            rules.find_violation(self._con, table, "staged", template=_table(table))
+            self._con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM staged")
+        return staged.num_rows
+
+    @contextmanager
+    def _staged(self, rows: pa.Table):
+        # Registered outside the transaction: unregistering inside an aborted one would fail.
+        with self._lock:
+            self._con.register("staged", rows)
+            try:
+                yield
+            finally:
+                self._con.unregister("staged")
+
+    def update(
+        self,
+        table: str,
+        record_id: str,
+        changes: dict[str, Any],
+        *,
+        expected_revision: int | None = None,
+        updated_by: str | None = None,
+    ) -> dict[str, Any]:
+        """Change one record, checking state transitions, rules and (where kept) the revision.
+
+        A stale ``expected_revision`` raises :class:`ConflictError` carrying both the rejected
+        edit and the saved record, so neither is lost.
+        """
+        entity = rules.ENTITY_OF_TABLE[table]
+        with self._lock:
+            current = self.get(table, record_id)
+            changes = dict(changes)
+            if "revision" in current:
+                if expected_revision is not None and expected_revision != current["revision"]:
+                    raise ConflictError(
+                        f"{entity} {record_id} was changed by {current.get('updated_by') or 'someone else'} "
+                        f"at {current.get('updated_at')} (revision {current['revision']}); your edit was based "
+                        f"on revision {expected_revision}. Reload it, reapply your change and save again; "
+                        "your edit is in error.rejected.",
+                        rejected=changes,
+                        current=current,
+                        changed_by=current.get("updated_by"),
+                        changed_at=current.get("updated_at"),
+                    )
+                changes["revision"] = current["revision"] + 1
+                changes["updated_by"] = updated_by
+            if entity in rules.TRANSITIONS:
+                field = rules.TRANSITIONS[entity][0]
+                if field in changes and changes[field] != current[field]:
+                    rules.check_transition(entity, current[field], changes[field])
+            if "updated_at" in current:
+                changes["updated_at"] = utc_now()
+            assignments = ", ".join(f"{column} = ?" for column in changes)
+            values = [self._db_value(table, column, value) for column, value in changes.items()]
+            with self._staged(self.to_arrow(table, [{**current, **changes}])), self._transaction():
+                rules.find_violation(self._con, table, "staged", template=table)
+                self._con.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", [*values, str(record_id)])
+            return self.get(table, record_id)
+
+    def delete(self, table: str, ids: Iterable[str]) -> int:
+        """Delete records by id. Images take their annotations and dataset links with them."""
+        ids = [str(i) for i in ids]
+        if not ids:
+            return 0
+        # DuckDB checks a foreign key against the state before the transaction, so the
+        # referencing rows must be gone in a committed transaction before the record goes.
+        with self._transaction():
+            if table == "images":
+                datasets = self._datasets_of(ids)
+                self._con.execute("DELETE FROM annotations WHERE image_id IN (SELECT unnest(?::UUID[]))", [ids])
+                self._con.execute("DELETE FROM dataset_images WHERE image_id IN (SELECT unnest(?::UUID[]))", [ids])
+                self._refresh_dataset_counts(datasets)
+            elif table == "datasets":
+                self._con.execute("DELETE FROM dataset_images WHERE dataset_id IN (SELECT unnest(?::UUID[]))", [ids])
+        with self._transaction():
+            count = self._con.execute(
+                f"DELETE FROM {_table(table)} WHERE id IN (SELECT unnest(?::UUID[]))", [ids]
+            ).fetchall()[0][0]
+        return count
+
+    # -- append-only Parquet tables ---------------------------------------------------------
+    def append_rows(self, name: str, rows: pa.Table | Sequence[dict[str, Any]]) -> int:
+        """Validate and append rows to a Parquet table (``performance_metrics``)."""
+        if name not in self._parquet:
+            raise ValidationError("catalog.table", f"unknown Parquet table {name!r}; known: {sorted(self._parquet)}.")
+        table = self._parquet[name]
+        if not isinstance(rows, pa.Table):
+            rows = pa.Table.from_pylist(
+                [{k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in row.items()} for row in rows]
+            )
+        if "id" not in rows.column_names:
+            rows = rows.append_column("id", pa.array([new_id() for _ in range(rows.num_rows)]))
+        staged = table.conform(rows)
+        with self._staged(staged):
+            rules.find_violation(self._con, name, "staged")
+        with self._lock:
+            table.append(staged)
+            self._refresh_view(name)
+        return staged.num_rows
+
+    def _refresh_view(self, name: str) -> None:
+        # A temporary view: recreated at each open, so a moved workspace folder still reads.
+        with self._lock:
+            self._con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {self._parquet[name].view_sql()}")
+
+    # -- splits and datasets ---------------------------------------------------------------
+    def assign_split(self, image_ids: Sequence[str], split: str) -> int:
+        """Move images to a split; every dataset holding them gets its counts recomputed."""
+        if split not in DatasetSplit.__members__.values():
+            raise ValidationError(
+                "image.dataset_split_valid",
+                f"dataset_split must be one of: {', '.join(DatasetSplit)}; got {split!r}.",
+            )
+        ids = [str(i) for i in image_ids]
+        with self._transaction():
+            self._require_images(ids)
+            self._con.execute(
+                "UPDATE images SET dataset_split = ? WHERE id IN (SELECT unnest(?::UUID[]))", [split, ids]
+            )
+            self._refresh_dataset_counts(self._datasets_of(ids))
+        return len(ids)
+
+    def link_dataset_images(self, dataset_id: str, image_ids: Sequence[str], *, remove: bool = False) -> int:
+        """Add images to (or remove them from) a dataset; counts are recomputed in the same transaction."""
+        ids = [str(i) for i in image_ids]
+        with self._transaction():
+            self.get("datasets", dataset_id)
+            if remove:
+                self._con.execute(
+                    "DELETE FROM dataset_images WHERE dataset_id = ? AND image_id IN (SELECT unnest(?::UUID[]))",
+                    [str(dataset_id), ids],
+                )
+            else:
+                self._require_images(ids)
+                self._con.execute(
+                    "INSERT INTO dataset_images SELECT ?, id, ? FROM (SELECT DISTINCT unnest(?::UUID[]) AS id) "
+                    "WHERE id NOT IN (SELECT image_id FROM dataset_images WHERE dataset_id = ?)",
+                    [str(dataset_id), utc_now(), ids, str(dataset_id)],
+                )
+            self._refresh_dataset_counts([str(dataset_id)])
+        return len(ids)
+
+    def _require_images(self, ids: list[str]) -> None:
+        missing = self._con.execute(
+            "SELECT list(id) FROM (SELECT unnest(?::UUID[]) AS id) WHERE id NOT IN (SELECT id FROM images)", [ids]
+        ).fetchall()[0][0]
+        if missing:
+            shown = ", ".join(str(m) for m in missing[:5])
+            raise NotFoundError(f"{len(missing)} image id(s) are not in this workspace: {shown}")
+
+    def _datasets_of(self, image_ids: list[str]) -> list[str]:
+        rows = self._con.execute(
+            "SELECT DISTINCT dataset_id FROM dataset_images WHERE image_id IN (SELECT unnest(?::UUID[]))",
+            [image_ids],
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def _refresh_dataset_counts(self, dataset_ids: list[str]) -> None:
+        # Counts are derived from the links in the same transaction, so they always match.
+        if not dataset_ids:
+            return
+        self._con.execute(
+            """
+            UPDATE datasets d SET
+                train_count = c.train, validation_count = c.validation, test_count = c.test, updated_at = ?
+            FROM (
+                SELECT d2.id,
+                    count(i.id) FILTER (WHERE i.dataset_split = 'train') AS train,
+                    count(i.id) FILTER (WHERE i.dataset_split = 'validation') AS validation,
+                    count(i.id) FILTER (WHERE i.dataset_split = 'test') AS test
+                FROM datasets d2
+                LEFT JOIN dataset_images l ON l.dataset_id = d2.id
+                LEFT JOIN images i ON i.id = l.image_id
+                WHERE d2.id IN (SELECT unnest(?::UUID[]))
+                GROUP BY d2.id
+            ) c
+            WHERE d.id = c.id
+            """,
+            [utc_now(), dataset_ids],
+        )
+
+    # -- conversions -----------------------------------------------------------------------
+    def table_schema(self, table: str) -> pa.Schema:
+        if table not in self._schemas:
+            self._schemas[table] = self.query(f"SELECT * FROM {_table(table)} LIMIT 0").schema
+        return self._schemas[table]
+
+    def json_columns(self, table: str) -> set[str]:
+        if table not in self._json_columns:
+            rows = self.query_rows(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND data_type = 'JSON'",
+                [table],
+            )
+            self._json_columns[table] = {row["column_name"] for row in rows}
+        return self._json_columns[table]
+
+    def to_arrow(self, table: str, rows: pa.Table | Sequence[dict[str, Any]]) -> pa.Table:
+        """Rows as an Arrow table with the catalog table's column types (JSON values dumped)."""
+        if isinstance(rows, pa.Table):
+            return rows
+        schema = self.table_schema(table)
+        json_columns = self.json_columns(table)
+        unknown = {key for row in rows for key in row} - set(schema.names)
+        if unknown:
+            raise ValidationError(
+                f"{rules.ENTITY_OF_TABLE[table]}.fields",
+                f"unknown field(s) {sorted(unknown)}; the fields are {schema.names}.",
+            )
+        present = [name for name in schema.names if any(name in row for row in rows)]
+        columns = {}
+        for name in present:
+            values = [row.get(name) for row in rows]
+            if name in json_columns:
+                values = [v if v is None or isinstance(v, str) else json.dumps(v) for v in values]
+            elif pa.types.is_string(schema.field(name).type):
+                values = [v if v is None else str(v) for v in values]
+            columns[name] = pa.array(values, type=schema.field(name).type)
+        return pa.table(columns)
+
+    def _db_value(self, table: str, column: str, value: Any) -> Any:
+        if column in self.json_columns(table) and value is not None and not isinstance(value, str):
+            return json.dumps(value)
+        if isinstance(value, uuid.UUID):
+            return str(value)
+        return value
+
+
+def _table(name: str) -> str:
+    if name not in TABLES:
+        raise ValidationError("catalog.table", f"unknown table {name!r}; the tables are {', '.join(TABLES)}.")
+    return name

@@ -1,0 +1,83 @@
+"""Append-only Parquet tables, partitioned by month, read through DuckDB views.
+
+Performance metrics are written once and read in bulk, so they live as Parquet files
+``tables/<name>/month=YYYY-MM/part-<uuid>.parquet`` (written to a temporary name and
+renamed) and the catalog exposes each as a view of the same name.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+PERFORMANCE_METRICS_SCHEMA = pa.schema([
+    ("id", pa.string()),
+    ("model_id", pa.string()),
+    ("dataset_id", pa.string()),
+    ("evaluation_run_id", pa.string()),
+    ("metric_type", pa.string()),
+    ("metric_value", pa.float64()),
+    ("threshold", pa.float64()),
+    ("class_name", pa.string()),
+    ("evaluation_timestamp", pa.timestamp("us", tz="UTC")),
+    ("metadata", pa.string()),
+])
+
+
+@dataclass(frozen=True)
+class ParquetTable:
+    root: Path
+    name: str
+    schema: pa.Schema
+    timestamp_column: str
+
+    @property
+    def folder(self) -> Path:
+        return self.root / self.name
+
+    def conform(self, rows: pa.Table) -> pa.Table:
+        """Rows with every column of the schema (missing ones null), in schema order and types."""
+        columns = []
+        for field in self.schema:
+            if field.name in rows.column_names:
+                columns.append(rows.column(field.name).cast(field.type))
+            else:
+                columns.append(pa.nulls(rows.num_rows, field.type))
+        return pa.Table.from_arrays(columns, schema=self.schema)
+
+    def append(self, rows: pa.Table) -> list[Path]:
+        """Write conformed rows, one file per month of ``timestamp_column``."""
+        months = pc.strftime(rows.column(self.timestamp_column), format="%Y-%m")
+        written = []
+        for month in pc.unique(months).to_pylist():
+            part = rows.filter(pc.equal(months, month))
+            folder = self.folder / f"month={month}"
+            folder.mkdir(parents=True, exist_ok=True)
+            final = folder / f"part-{uuid.uuid4().hex}.parquet"
+            temporary = final.with_suffix(".tmp")
+            pq.write_table(part, temporary)
+            os.replace(temporary, final)
+            written.append(final)
+        return written
+
+    def view_sql(self) -> str:
+        """A SELECT over every file (or an empty, typed relation while there are none)."""
+        if any(self.folder.glob("month=*/*.parquet")):
+            pattern = (self.folder / "month=*" / "*.parquet").as_posix()
+            return f"SELECT * EXCLUDE (month) FROM read_parquet('{pattern}', hive_partitioning = true)"
+        casts = ", ".join(f"CAST(NULL AS {_duckdb_type(f.type)}) AS {f.name}" for f in self.schema)
+        return f"SELECT {casts} WHERE false"
+
+
+def _duckdb_type(arrow_type: pa.DataType) -> str:
+    if pa.types.is_timestamp(arrow_type):
+        return "TIMESTAMPTZ"
+    if pa.types.is_floating(arrow_type):
+        return "DOUBLE"
+    return "VARCHAR"

@@ -1,0 +1,43 @@
+"""Plain types shared by all layers. Imports neither ray, torch nor ipywidgets."""
+
+from mleval.core.enums import (
+    CreationMethod,
+    DatasetSplit,
+    DeploymentStatus,
+    Framework,
+    ImageFormat,
+    JobStatus,
+    ModelType,
+    ReviewState,
+    TrainingStatus,
+)
+from mleval.core.errors import (
+    CatalogBusyError,
+    ConflictError,
+    DependencyError,
+    ImageFileError,
+    MlevalError,
+    NotFoundError,
+    TransitionError,
+    ValidationError,
+)
+
+__all__ = [
+    "CatalogBusyError",
+    "ConflictError",
+    "CreationMethod",
+    "DatasetSplit",
+    "DependencyError",
+    "DeploymentStatus",
+    "Framework",
+    "ImageFileError",
+    "ImageFormat",
+    "JobStatus",
+    "MlevalError",
+    "ModelType",
+    "NotFoundError",
+    "ReviewState",
+    "TrainingStatus",
+    "TransitionError",
+    "ValidationError",
+]

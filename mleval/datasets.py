@@ -1,0 +1,83 @@
+"""``ws.datasets``: named collections of images whose split counts follow the images."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from mleval.catalog.catalog import new_id, utc_now
+from mleval.catalog.rules import require_dataset_not_empty
+from mleval.core.errors import NotFoundError
+from mleval.core.records import DatasetRecord, ImageRecord, RecordList
+from mleval.images.collection import image_id_of
+
+if TYPE_CHECKING:
+    from mleval.workspace import Workspace
+
+
+class DatasetCollection:
+    def __init__(self, workspace: Workspace):
+        self._ws = workspace
+
+    def create(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        images: Sequence[ImageRecord | str] = (),
+        metadata: dict | None = None,
+    ) -> DatasetRecord:
+        """Create a dataset, optionally with images. Names are unique."""
+        dataset_id = new_id()
+        now = utc_now()
+        self._ws.catalog.insert("datasets", [{
+            "id": dataset_id, "name": name, "description": description,
+            "created_at": now, "updated_at": now, "metadata": metadata,
+        }])
+        if images:
+            self._ws.catalog.link_dataset_images(dataset_id, [image_id_of(i) for i in images])
+        return self.get(dataset_id)
+
+    def get(self, dataset: DatasetRecord | str) -> DatasetRecord:
+        """A dataset by record, name or id, with fresh split counts."""
+        key = dataset.id if isinstance(dataset, DatasetRecord) else str(dataset)
+        rows = self._ws.catalog.query_rows(
+            "SELECT * FROM datasets WHERE name = ? OR CAST(id AS VARCHAR) = ?", [key, key]
+        )
+        if not rows:
+            names = [d.name for d in self.list()]
+            raise NotFoundError(
+                f"no dataset named {key!r}; existing datasets: {names or 'none'}. "
+                "Create one with ws.datasets.create(name)."
+            )
+        return DatasetRecord.from_row(rows[0])
+
+    def get_or_create(self, name: str, **options: Any) -> DatasetRecord:
+        try:
+            return self.get(name)
+        except NotFoundError:
+            return self.create(name, **options)
+
+    def list(self) -> RecordList[DatasetRecord]:
+        rows = self._ws.catalog.query_rows("SELECT * FROM datasets ORDER BY created_at, name")
+        return RecordList(DatasetRecord.from_row(row) for row in rows)
+
+    def add_images(self, dataset: DatasetRecord | str, images: Sequence[ImageRecord | str]) -> DatasetRecord:
+        record = self.get(dataset)
+        self._ws.catalog.link_dataset_images(record.id, [image_id_of(i) for i in images])
+        return self.get(record.id)
+
+    def remove_images(self, dataset: DatasetRecord | str, images: Sequence[ImageRecord | str]) -> DatasetRecord:
+        record = self.get(dataset)
+        self._ws.catalog.link_dataset_images(record.id, [image_id_of(i) for i in images], remove=True)
+        return self.get(record.id)
+
+    def require_images(self, dataset: DatasetRecord | str) -> DatasetRecord:
+        """The dataset, or a rule error when no split holds an image (before training/evaluation)."""
+        record = self.get(dataset)
+        require_dataset_not_empty(record.name, record.train_count, record.validation_count, record.test_count)
+        return record
+
+    def delete(self, dataset: DatasetRecord | str) -> None:
+        """Delete the dataset (its images stay in the workspace)."""
+        self._ws.catalog.delete("datasets", [self.get(dataset).id])

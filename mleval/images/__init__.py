@@ -1,0 +1,1 @@
+"""Image ingest, probing and the ws.images API."""

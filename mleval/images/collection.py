@@ -1,0 +1,114 @@
+"""``ws.images``: upload, list, view, assign to splits, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from mleval.core.enums import DatasetSplit
+from mleval.core.errors import ValidationError
+from mleval.core.records import ImageRecord, RecordList
+from mleval.images.ingest import ProgressCallback, UploadReport, collect_sources, upload_images
+from mleval.images.probe import DEFAULT_MAX_PIXELS
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from mleval.workspace import Workspace
+
+
+def image_id_of(image: ImageRecord | str) -> str:
+    return image.id if isinstance(image, ImageRecord) else str(image)
+
+
+def check_split(split: str) -> str:
+    if split not in tuple(DatasetSplit):
+        raise ValidationError(
+            "image.dataset_split_valid",
+            f"split must be one of: {', '.join(DatasetSplit)}; got {split!r}.",
+        )
+    return split
+
+
+class ImageCollection:
+    def __init__(self, workspace: Workspace):
+        self._ws = workspace
+
+    def upload(
+        self,
+        sources: Any,
+        *,
+        split: str = "train",
+        dataset: Any = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        progress: ProgressCallback | None = None,
+    ) -> UploadReport:
+        """Upload files, folders, ``(filename, bytes)`` pairs or open files into ``split``.
+
+        Bad files land in ``report.failed`` with a reason and the rest go on; files already
+        in the workspace are reported in ``report.duplicates`` and stored once. With
+        ``dataset`` (a name or record) the images, duplicates included, join that dataset.
+        """
+        check_split(split)
+        dataset_id = self._ws.datasets.get(dataset).id if dataset is not None else None
+        return upload_images(
+            self._ws.catalog,
+            self._ws.blobs,
+            collect_sources(sources),
+            split=split,
+            dataset_id=dataset_id,
+            max_pixels=max_pixels,
+            progress=progress,
+        )
+
+    def list(
+        self,
+        *,
+        split: str | None = None,
+        dataset: Any = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> RecordList[ImageRecord]:
+        """Images in upload order, optionally of one split and/or one dataset."""
+        where, params = [], []
+        if split is not None:
+            where.append("dataset_split = ?")
+            params.append(check_split(split))
+        if dataset is not None:
+            where.append("id IN (SELECT image_id FROM dataset_images WHERE dataset_id = ?)")
+            params.append(self._ws.datasets.get(dataset).id)
+        sql = "SELECT * FROM images" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY upload_timestamp, filename, id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        if offset:
+            sql += f" OFFSET {int(offset)}"
+        return RecordList(ImageRecord.from_row(row) for row in self._ws.catalog.query_rows(sql, params))
+
+    def count(self, *, split: str | None = None) -> int:
+        sql, params = "SELECT count(*) AS n FROM images", []
+        if split is not None:
+            sql, params = sql + " WHERE dataset_split = ?", [check_split(split)]
+        return self._ws.catalog.query(sql, params).column("n")[0].as_py()
+
+    def get(self, image: ImageRecord | str) -> ImageRecord:
+        return ImageRecord.from_row(self._ws.catalog.get("images", image_id_of(image)))
+
+    def assign(self, images: Sequence[ImageRecord | str], split: str) -> int:
+        """Move images to ``split``; dataset split counts follow."""
+        return self._ws.catalog.assign_split([image_id_of(i) for i in images], check_split(split))
+
+    def read_bytes(self, image: ImageRecord | str) -> bytes:
+        return self._ws.blobs.read_bytes(self.get(image).file_path)
+
+    def open(self, image: ImageRecord | str) -> Image.Image:
+        """The image as a PIL image (first page of a multi-page file)."""
+        from PIL import Image
+
+        record = self.get(image)
+        local = self._ws.blobs.local_path(record.file_path)
+        return Image.open(local) if local else Image.open(self._ws.blobs.open(record.file_path))
+
+    def delete(self, images: Sequence[ImageRecord | str]) -> int:
+        """Delete images with their annotations and dataset links (the stored bytes stay, shared)."""
+        return self._ws.catalog.delete("images", [image_id_of(i) for i in images])

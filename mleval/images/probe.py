@@ -1,0 +1,152 @@
+"""Read an image file's header: format, size, mode, pages, without decoding its pixels.
+
+Truncation is caught by a cheap structural check per format (the end marker of a JPEG,
+PNG or GIF, the RIFF length of a WebP, the file length a BMP header declares, the strip
+and tile extents of each TIFF page), so a 20,000 x 20,000 TIFF is never decoded to be
+taken in.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from PIL import Image, UnidentifiedImageError
+
+from mleval.core.enums import ImageFormat
+from mleval.core.errors import ImageFileError
+
+DEFAULT_MAX_PIXELS = 400_000_000  # 20,000 x 20,000
+_PIL_FORMATS = {
+    "JPEG": ImageFormat.JPEG,
+    "MPO": ImageFormat.JPEG,  # multi-picture JPEG from cameras; the first picture is a plain JPEG
+    "PNG": ImageFormat.PNG,
+    "TIFF": ImageFormat.TIFF,
+    "BMP": ImageFormat.BMP,
+    "WEBP": ImageFormat.WEBP,
+    "GIF": ImageFormat.GIF,
+}
+_TAIL_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: ImageFormat
+    width: int
+    height: int
+    mode: str  # PIL mode: "RGB", "RGBA", "L", "I;16", ...
+    pages: int  # frames of a multi-page TIFF or an animated GIF/WebP
+    file_size: int
+
+
+def probe_image(source: str | Path | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Header facts of an image file or seekable binary stream.
+
+    Raises :class:`ImageFileError` with the reason when the file is empty, not an image,
+    of an unsupported format, larger than ``max_pixels``, or truncated.
+    """
+    stream, owned = (open(source, "rb"), True) if isinstance(source, (str, Path)) else (source, False)
+    try:
+        return _probe_stream(stream, max_pixels)
+    finally:
+        if owned:
+            stream.close()
+
+
+def _probe_stream(stream: BinaryIO, max_pixels: int) -> ImageInfo:
+    stream.seek(0, os.SEEK_END)
+    file_size = stream.tell()
+    if file_size == 0:
+        raise ImageFileError("the file is empty (0 bytes).")
+    stream.seek(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(stream)
+    except Image.DecompressionBombError as error:
+        raise ImageFileError(
+            f"decompression bomb: {error}. If the image is genuine, raise max_pixels and "
+            "PIL.Image.MAX_IMAGE_PIXELS."
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageFileError(
+            "not an image, or an image format mleval does not read; supported formats: "
+            + ", ".join(ImageFormat)
+            + "."
+        ) from None
+    except (OSError, SyntaxError, ValueError, struct.error) as error:
+        raise ImageFileError(f"the image header is damaged ({error}).") from None
+
+    image_format = _PIL_FORMATS.get(image.format or "")
+    if image_format is None:
+        raise ImageFileError(
+            f"{image.format} images are not supported; convert to one of: {', '.join(ImageFormat)}."
+        )
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise ImageFileError(f"the header declares an empty image ({width}x{height}).")
+    if width * height > max_pixels:
+        raise ImageFileError(
+            f"decompression bomb guard: {width}x{height} = {width * height:,} pixels exceeds the limit of "
+            f"{max_pixels:,}; pass a larger max_pixels to upload it if it is genuine."
+        )
+    pages = getattr(image, "n_frames", 1)
+    _check_complete(image_format, image, stream, file_size)
+    return ImageInfo(image_format, width, height, image.mode, pages, file_size)
+
+
+def _tail(stream: BinaryIO, file_size: int) -> bytes:
+    stream.seek(max(0, file_size - _TAIL_BYTES))
+    return stream.read(_TAIL_BYTES)
+
+
+def _truncated(detail: str) -> ImageFileError:
+    return ImageFileError(f"the file is truncated or damaged: {detail}; upload a complete copy.")
+
+
+def _check_complete(image_format: ImageFormat, image: Image.Image, stream: BinaryIO, file_size: int) -> None:
+    if image_format == ImageFormat.JPEG:
+        if b"\xff\xd9" not in _tail(stream, file_size):
+            raise _truncated("no JPEG end-of-image marker")
+    elif image_format == ImageFormat.PNG:
+        if b"IEND" not in _tail(stream, file_size)[-32:]:
+            raise _truncated("no PNG IEND chunk at the end")
+    elif image_format == ImageFormat.GIF:
+        if not _tail(stream, file_size).rstrip(b"\x00").endswith(b"\x3b"):
+            raise _truncated("no GIF trailer")
+    elif image_format == ImageFormat.WEBP:
+        stream.seek(4)
+        (riff_size,) = struct.unpack("<I", stream.read(4))
+        if riff_size + 8 > file_size:
+            raise _truncated(f"the WebP header declares {riff_size + 8} bytes, the file has {file_size}")
+    elif image_format == ImageFormat.BMP:
+        stream.seek(2)
+        (declared,) = struct.unpack("<I", stream.read(4))
+        if declared > file_size:
+            raise _truncated(f"the BMP header declares {declared} bytes, the file has {file_size}")
+    elif image_format == ImageFormat.TIFF:
+        _check_tiff_extents(image, file_size)
+
+
+def _check_tiff_extents(image: Image.Image, file_size: int) -> None:
+    # StripOffsets/StripByteCounts (273/279) or TileOffsets/TileByteCounts (324/325), per page.
+    for page in range(getattr(image, "n_frames", 1)):
+        try:
+            image.seek(page)
+        except (EOFError, OSError) as error:
+            raise _truncated(f"TIFF page {page} cannot be read ({error})") from None
+        tags = image.tag_v2
+        for offsets_tag, counts_tag in ((273, 279), (324, 325)):
+            offsets, counts = tags.get(offsets_tag), tags.get(counts_tag)
+            if offsets is None or counts is None:
+                continue
+            offsets = offsets if isinstance(offsets, tuple) else (offsets,)
+            counts = counts if isinstance(counts, tuple) else (counts,)
+            end = max((o + c for o, c in zip(offsets, counts)), default=0)
+            if end > file_size:
+                raise _truncated(f"TIFF page {page} needs {end} bytes, the file has {file_size}")
+    image.seek(0)

@@ -1,0 +1,1 @@
+"""Content-addressed storage of image and model files."""

@@ -1,0 +1,136 @@
+"""Content-addressed blob store: ``sha256/ab/cdef...`` under a root folder or object-store URI.
+
+Bytes are hashed while they stream to a temporary name and renamed into place once
+complete, so a crash never leaves half a blob under a real key, and the same bytes are
+stored once. Paths go through ``pyarrow.fs`` so a root such as ``s3://bucket/ws/blobs``
+works the same way as a local folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import pyarrow.fs as pafs
+
+from mleval.core.errors import MlevalError, NotFoundError
+
+CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    key: str  # "sha256/ab/cdef..."
+    sha256: str
+    size: int
+    already_stored: bool
+
+
+def blob_key(sha256: str) -> str:
+    return f"sha256/{sha256[:2]}/{sha256[2:]}"
+
+
+def filesystem_for(root: str | Path) -> tuple[pafs.FileSystem, str]:
+    """Resolve a local path or URI to a pyarrow filesystem and the path inside it."""
+    text = str(root)
+    if "://" in text:
+        return pafs.FileSystem.from_uri(text)
+    return pafs.LocalFileSystem(), os.path.abspath(text)
+
+
+class BlobStore:
+    """Immutable blobs addressed by the sha256 of their bytes."""
+
+    def __init__(self, root: str | Path):
+        self.root_uri = str(root)
+        self._fs, self._root = filesystem_for(root)
+        self._local = isinstance(self._fs, pafs.LocalFileSystem)
+        self._fs.create_dir(f"{self._root}/tmp", recursive=True)
+        self._made_dirs: set[str] = set()
+
+    def _path(self, key: str) -> str:
+        if not key.startswith("sha256/") or ".." in key:
+            raise NotFoundError(f"{key!r} is not a blob key (expected 'sha256/ab/cdef...').")
+        return f"{self._root}/{key}"
+
+    def put_stream(self, source: BinaryIO, *, chunk_bytes: int = CHUNK_BYTES) -> StoredBlob:
+        """Store everything ``source`` yields, hashing as it streams (memory: one chunk)."""
+        digest = hashlib.sha256()
+        size = 0
+        temporary = f"{self._root}/tmp/{uuid.uuid4().hex}"
+        try:
+            with self._fs.open_output_stream(temporary) as sink:
+                while chunk := source.read(chunk_bytes):
+                    digest.update(chunk)
+                    sink.write(chunk)
+                    size += len(chunk)
+            sha256 = digest.hexdigest()
+            key = blob_key(sha256)
+            if self.exists(key):
+                self._fs.delete_file(temporary)
+                return StoredBlob(key, sha256, size, already_stored=True)
+            self._ensure_parent(key)
+            self._fs.move(temporary, self._path(key))
+            return StoredBlob(key, sha256, size, already_stored=False)
+        except BaseException:
+            _delete_quietly(self._fs, temporary)
+            raise
+
+    def put_file(self, path: str | Path) -> StoredBlob:
+        with open(path, "rb") as source:
+            return self.put_stream(source)
+
+    def put_bytes(self, data: bytes) -> StoredBlob:
+        return self.put_stream(io.BytesIO(data))
+
+    def _ensure_parent(self, key: str) -> None:
+        parent = self._path(key).rsplit("/", 1)[0]
+        if parent not in self._made_dirs:
+            self._fs.create_dir(parent, recursive=True)
+            self._made_dirs.add(parent)
+
+    def exists(self, key: str) -> bool:
+        if self._local:
+            return os.path.exists(self._path(key))
+        return self._fs.get_file_info(self._path(key)).type == pafs.FileType.File
+
+    def open(self, key: str) -> BinaryIO:
+        """A readable binary stream of the blob (seekable)."""
+        try:
+            return self._fs.open_input_file(self._path(key))
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"blob {key} is missing from {self.root_uri}: the workspace's files were moved or deleted."
+            ) from None
+
+    def read_bytes(self, key: str) -> bytes:
+        with self.open(key) as stream:
+            return stream.read()
+
+    def local_path(self, key: str) -> str | None:
+        """The blob's path on this machine's disk, or None for an object store."""
+        return self._path(key) if self._local else None
+
+    def delete(self, key: str) -> None:
+        _delete_quietly(self._fs, self._path(key))
+
+    def check_writable(self) -> None:
+        probe = f"{self._root}/tmp/.write-check-{uuid.uuid4().hex}"
+        try:
+            with self._fs.open_output_stream(probe) as sink:
+                sink.write(b"ok")
+        except OSError as error:
+            raise MlevalError(f"cannot write to the blob store {self.root_uri}: {error}") from None
+        _delete_quietly(self._fs, probe)
+
+
+def _delete_quietly(fs: pafs.FileSystem, path: str) -> None:
+    try:
+        fs.delete_file(path)
+    except (FileNotFoundError, OSError):
+        pass

@@ -1,0 +1,143 @@
+"""The public entry point: ``Workspace.open(path)``.
+
+A workspace is a folder::
+
+    workspace.json     what this folder is, and which mleval created it
+    catalog.duckdb     the entities (DuckDB), written by one process
+    blobs/sha256/..    image and model files, content-addressed
+    tables/..          append-heavy rows (Parquet), read through DuckDB views
+
+Without Ray the workspace opens the catalog file directly. With Ray connected (or a
+``ray_address``), every process goes through the workspace's catalog owner actor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from mleval.catalog.catalog import Catalog, utc_now
+from mleval.cluster import ensure_ray, ray_is_running
+from mleval.core.errors import MlevalError
+from mleval.storage.blobs import BlobStore
+
+MARKER = "workspace.json"
+FORMAT = "mleval-workspace"
+
+
+def _local_root(path_or_uri: str | Path) -> Path:
+    text = str(path_or_uri)
+    if text.startswith("file://"):
+        text = text[len("file://"):]
+    elif "://" in text:
+        raise MlevalError(
+            f"workspace {text!r}: only local folders and file:// URIs can hold a workspace's catalog "
+            "in this version; put the workspace on a shared mount (NFS) to share it across a cluster."
+        )
+    return Path(text).expanduser().resolve()
+
+
+def _write_marker(root: Path) -> None:
+    from mleval import __version__
+
+    marker = root / MARKER
+    if marker.exists():
+        content = json.loads(marker.read_text())
+        if content.get("format") != FORMAT:
+            raise MlevalError(f"{marker} exists but does not describe an mleval workspace; choose another folder.")
+        return
+    temporary = marker.with_suffix(".tmp")
+    temporary.write_text(json.dumps(
+        {"format": FORMAT, "created_at": utc_now().isoformat(), "created_by": f"mleval {__version__}"}, indent=2
+    ))
+    os.replace(temporary, marker)
+
+
+class Workspace:
+    """A folder of images, annotations, models and results, with the API over them."""
+
+    def __init__(self, root: Path, catalog: Any, blobs: BlobStore):
+        self.root = root
+        self.catalog = catalog
+        self.blobs = blobs
+
+    @classmethod
+    def open(cls, path_or_uri: str | Path, *, ray_address: str | None = None) -> Workspace:
+        """Create or open the workspace at ``path_or_uri``. Opening never rewrites existing data.
+
+        ``ray_address`` ("auto", "ray://head:10001", "local") connects this process to Ray
+        and routes catalog access through the workspace's catalog owner actor.
+        """
+        root = _local_root(path_or_uri)
+        if root.exists() and not root.is_dir():
+            raise MlevalError(f"{root} is a file; a workspace is a folder. Pass a folder path.")
+        root.mkdir(parents=True, exist_ok=True)
+        _write_marker(root)
+        blobs = BlobStore(root / "blobs")
+        if ray_address is not None:
+            ensure_ray(ray_address)
+        return cls(root, _open_catalog(root / "catalog.duckdb"), blobs)
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.root / "catalog.duckdb"
+
+    @property
+    def uses_catalog_owner(self) -> bool:
+        return not isinstance(self.catalog, Catalog)
+
+    def attach_ray(self, address: str | None = None) -> None:
+        """Connect to Ray (starting a local one if needed) and hand the catalog to its owner actor."""
+        ensure_ray(address)
+        if not self.uses_catalog_owner:
+            self.catalog.close()
+            self.catalog = _open_catalog(self.catalog_path)
+
+    @cached_property
+    def images(self):
+        from mleval.images.collection import ImageCollection
+
+        return ImageCollection(self)
+
+    @cached_property
+    def datasets(self):
+        from mleval.datasets import DatasetCollection
+
+        return DatasetCollection(self)
+
+    @cached_property
+    def annotations(self):
+        from mleval.annotations import AnnotationCollection
+
+        return AnnotationCollection(self)
+
+    def sql(self, query: str) -> pa.Table:
+        """Run a read-only SQL query over the catalog (tables: images, annotations, models,
+        datasets, dataset_images, training_jobs, inference_jobs, deployments)."""
+        return self.catalog.sql_readonly(query)
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "catalog owner actor" if self.uses_catalog_owner else "direct catalog"
+        return f"Workspace({str(self.root)!r}, {mode})"
+
+
+def _open_catalog(path: Path) -> Any:
+    if ray_is_running():
+        from mleval.catalog.owner import connect_owner
+
+        return connect_owner(str(path))
+    return Catalog(path)

@@ -1,0 +1,1 @@
+"""Ray Serve applications that serve deployed mleval models over HTTP."""

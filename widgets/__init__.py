@@ -1,0 +1,1 @@
+"""Notebook UI for mleval (ipywidgets, jupyter-bbox-widget). Drives the Workspace API only."""
