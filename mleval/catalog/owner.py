@@ -91,6 +91,11 @@ def connect_owner(catalog_path: str) -> RemoteCatalog:
         scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True),
     )
     handle = actor.remote(os.path.abspath(catalog_path))
+    try:
+        ray.get(handle.pid.remote())  # the file is open (or the reason it is not is known) before use
+    except ray.exceptions.RayActorError as error:
+        cause = getattr(error, "cause", None) or error
+        raise MlevalError(f"the catalog owner for {catalog_path} could not start: {cause}") from None
     return RemoteCatalog(handle, os.path.abspath(catalog_path))
 
 

@@ -269,6 +269,7 @@ ENTITY_OF_TABLE = {
 def check_transition(entity: str, current: str, requested: str) -> None:
     """Raise :class:`TransitionError` unless the entity's state machine allows ``current -> requested``."""
     field, graph = TRANSITIONS[entity]
+    current, requested = str(current), str(requested)
     allowed = graph.get(current)
     if allowed is None:
         raise ValidationError(f"{entity}.{field}_valid", f"unknown {field} {current!r}.")

@@ -73,13 +73,17 @@ def _probe_stream(stream: BinaryIO, max_pixels: int) -> ImageInfo:
             "PIL.Image.MAX_IMAGE_PIXELS."
         ) from None
     except UnidentifiedImageError:
+        stream.seek(0)
+        sniffed = _sniff_format(stream.read(16))
+        if sniffed is not None:
+            raise ImageFileError(f"the file starts like a {sniffed} image but its header is damaged.") from None
         raise ImageFileError(
             "not an image, or an image format mleval does not read; supported formats: "
             + ", ".join(ImageFormat)
             + "."
         ) from None
     except (OSError, SyntaxError, ValueError, struct.error) as error:
-        raise ImageFileError(f"the image header is damaged ({error}).") from None
+        raise ImageFileError(f"the file is truncated or its header is damaged ({error}).") from None
 
     image_format = _PIL_FORMATS.get(image.format or "")
     if image_format is None:
@@ -97,6 +101,22 @@ def _probe_stream(stream: BinaryIO, max_pixels: int) -> ImageInfo:
     pages = getattr(image, "n_frames", 1)
     _check_complete(image_format, image, stream, file_size)
     return ImageInfo(image_format, width, height, image.mode, pages, file_size)
+
+
+_MAGIC = (
+    (b"\xff\xd8\xff", ImageFormat.JPEG),
+    (b"\x89PNG\r\n\x1a\n", ImageFormat.PNG),
+    (b"GIF8", ImageFormat.GIF),
+    (b"BM", ImageFormat.BMP),
+    (b"II*\x00", ImageFormat.TIFF),
+    (b"MM\x00*", ImageFormat.TIFF),
+)
+
+
+def _sniff_format(head: bytes) -> ImageFormat | None:
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ImageFormat.WEBP
+    return next((fmt for magic, fmt in _MAGIC if head.startswith(magic)), None)
 
 
 def _tail(stream: BinaryIO, file_size: int) -> bytes:

@@ -1,0 +1,139 @@
+"""Image ingest over real files of every format, and every kind of bad file."""
+
+from __future__ import annotations
+
+import io
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mleval.core.errors import ImageFileError, ValidationError
+from mleval.images.probe import probe_image
+from tests.unit.conftest import image_bytes
+
+GOOD = [
+    ("photo.jpg", "JPEG", "RGB", {}),
+    ("grey.jpg", "JPEG", "L", {}),
+    ("plain.png", "PNG", "RGB", {}),
+    ("alpha.png", "PNG", "RGBA", {}),
+    ("grey.png", "PNG", "L", {}),
+    ("deep.png", "PNG", "I;16", {}),
+    ("scan.tif", "TIFF", "RGB", {"compression": "tiff_lzw"}),
+    ("deep.tif", "TIFF", "I;16", {}),
+    ("pic.bmp", "BMP", "RGB", {}),
+    ("pic.webp", "WEBP", "RGB", {}),
+    ("alpha.webp", "WEBP", "RGBA", {"lossless": True}),
+    ("anim.gif", "GIF", "L", {}),
+]
+
+
+@pytest.mark.parametrize(("name", "fmt", "mode", "options"), GOOD, ids=[g[0] for g in GOOD])
+def test_every_supported_format_is_probed_from_its_header(name, fmt, mode, options):
+    data = image_bytes(fmt, mode=mode, size=(70, 30), **options)
+    info = probe_image(io.BytesIO(data))
+    assert (info.format.value, info.width, info.height, info.file_size) == (fmt, 70, 30, len(data))
+
+
+def test_multipage_tiff_records_its_page_count(tmp_path):
+    pages = [Image.fromarray(np.full((20, 30), v, np.uint8)) for v in (10, 120, 250)]
+    path = tmp_path / "stack.tif"
+    pages[0].save(path, save_all=True, append_images=pages[1:])
+    assert probe_image(path).pages == 3
+
+
+def _truncate(data: bytes) -> bytes:
+    return data[: len(data) * 2 // 3]
+
+
+BAD = [
+    ("empty.png", b"", "empty"),
+    ("notes.txt", b"just some text, not pixels\n" * 20, "not an image"),
+    ("fake.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 40, "damaged"),
+    ("cut.jpg", _truncate(image_bytes("JPEG", size=(200, 200))), "truncated"),
+    ("cut.png", _truncate(image_bytes("PNG", size=(200, 200))), "truncated"),
+    ("cut.gif", _truncate(image_bytes("GIF", mode="L", size=(200, 200))), "truncated"),
+    ("cut.webp", _truncate(image_bytes("WEBP", size=(200, 200))), "truncated"),
+    ("cut.bmp", _truncate(image_bytes("BMP", size=(200, 200))), "truncated"),
+    ("cut.tif", _truncate(image_bytes("TIFF", size=(200, 200))), "truncated"),
+    ("icon.ico", image_bytes("ICO", size=(32, 32)), "not supported"),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "reason"), BAD, ids=[b[0] for b in BAD])
+def test_bad_files_are_refused_with_a_reason(name, data, reason):
+    with pytest.raises(ImageFileError, match=reason):
+        probe_image(io.BytesIO(data))
+
+
+def test_decompression_bomb_is_refused_without_decoding(tmp_path):
+    # A 1x1 PNG whose header is rewritten to claim 30,000 x 30,000 pixels.
+    data = bytearray(image_bytes("PNG", size=(1, 1)))
+    data[16:24] = (30000).to_bytes(4, "big") + (30000).to_bytes(4, "big")
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # keep the IHDR chunk valid
+    with pytest.raises(ImageFileError, match="decompression bomb"):
+        probe_image(io.BytesIO(bytes(data)), max_pixels=100_000_000)
+    with pytest.raises(ImageFileError, match="max_pixels"):
+        probe_image(io.BytesIO(image_bytes("PNG", size=(100, 100))), max_pixels=5_000)
+
+
+def test_upload_reports_successes_duplicates_and_failures(ws, tmp_path):
+    folder = tmp_path / "incoming"
+    (folder / "nested").mkdir(parents=True)
+    for name, fmt, mode, options in GOOD:
+        (folder / name).write_bytes(image_bytes(fmt, mode=mode, size=(70, 30), **options))
+    (folder / "nested" / "copy.png").write_bytes((folder / "plain.png").read_bytes())
+    for name, data, _ in BAD:
+        (folder / name).write_bytes(data)
+    (folder / ".DS_Store").write_bytes(b"junk")
+
+    report = ws.images.upload(folder, split="validation")
+
+    assert len(report.succeeded) == len(GOOD)
+    assert {r.filename for r in report.succeeded} == {g[0] for g in GOOD}
+    assert all(r.dataset_split == "validation" and (r.width, r.height) == (70, 30) for r in report.succeeded)
+    assert [d.source.endswith("copy.png") for d in report.duplicates] == [True]
+    assert sorted(f.source.rsplit("/", 1)[-1] for f in report.failed) == sorted(b[0] for b in BAD)
+    assert all(f.reason for f in report.failed)
+    assert ws.images.count() == len(GOOD)
+    stored = sorted(p.name for p in (ws.root / "blobs" / "sha256").rglob("*") if p.is_file())
+    assert len(stored) == len(GOOD)  # failed files left nothing behind, the copy was stored once
+    assert list((ws.root / "blobs" / "tmp").iterdir()) == []
+
+
+def test_upload_accepts_bytes_and_file_objects_and_dedupes_across_uploads(ws):
+    data = image_bytes("PNG", seed=7)
+    first = ws.images.upload([("a.png", data)], split="train")
+    second = ws.images.upload([io.BufferedReader(_named(io.BytesIO(data), "b.png"))], split="test")
+    assert len(first.succeeded) == 1 and second.succeeded == []
+    assert second.duplicates[0].image_id == first.succeeded[0].id
+    assert ws.images.get(first.succeeded[0].id).dataset_split == "train"  # a duplicate moves nothing
+
+
+def _named(stream, name):
+    stream.name = name
+    return stream
+
+
+def test_uploaded_bytes_are_kept_exactly(ws):
+    data = image_bytes("TIFF", mode="I;16", size=(33, 21))
+    record = ws.images.upload([("deep.tif", data)]).succeeded[0]
+    assert ws.images.read_bytes(record) == data
+    assert ws.images.open(record).size == (33, 21)
+    assert record.metadata["mode"].startswith("I;16")
+
+
+def test_upload_into_a_dataset_and_bad_split(ws):
+    ws.datasets.create("pets")
+    report = ws.images.upload([(f"{i}.png", image_bytes(seed=i)) for i in range(3)], split="test", dataset="pets")
+    assert ws.datasets.get("pets").test_count == 3
+    assert len(ws.images.list(dataset="pets")) == len(report.succeeded) == 3
+    with pytest.raises(ValidationError, match="split must be one of"):
+        ws.images.upload([("x.png", image_bytes(seed=9))], split="val")
+
+
+def test_upload_progress_is_reported(ws):
+    calls = []
+    ws.images.upload([(f"{i}.png", image_bytes(seed=i)) for i in range(3)], progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (3, 3)
