@@ -1,0 +1,40 @@
+"""The `mleval` command."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from mleval.demo import DemoSettings, run_demo
+
+    run_demo(DemoSettings(workspace=Path(args.workspace), train=args.train, validation=args.validation,
+                          test=args.test, image_size=args.imgsz, seed=args.seed))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mleval", description="Computer-vision model evaluation on Ray.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser(
+        "demo", help="run the user's journey on synthetic data in a local workspace",
+        description="Generate a synthetic dataset, upload it into splits with its ground truth, and report. "
+                    "A second run on the same workspace reuses what exists.",
+    )
+    demo.add_argument("--workspace", default="workspaces/demo", help="workspace folder (default: %(default)s)")
+    demo.add_argument("--train", type=int, default=256, help="training images (default: %(default)s)")
+    demo.add_argument("--validation", type=int, default=64, help="validation images (default: %(default)s)")
+    demo.add_argument("--test", type=int, default=64, help="test images (default: %(default)s)")
+    demo.add_argument("--imgsz", type=int, default=128, help="image size in pixels (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.handler(args)
+
+
+if __name__ == "__main__":
+    main()
