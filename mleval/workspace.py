@@ -116,6 +116,69 @@ class Workspace:
 
         return AnnotationCollection(self)
 
+    @cached_property
+    def models(self):
+        from mleval.models.registry import ModelRegistry
+
+        return ModelRegistry(self)
+
+    def predict(self, model: Any, image: Any, *, conf: float = 0.25, imgsz: int = 640, store: bool = True):
+        """Run ``model`` (record or name) on one image; its detections are stored as a model
+        annotation in state ``generated``. Returns an InferenceResult with timings."""
+        from mleval.prediction import predict_image
+
+        return predict_image(self, model, image, conf=conf, imgsz=imgsz, store=store)
+
+    def infer(
+        self,
+        model: Any,
+        images: Any = None,
+        *,
+        split: str | None = None,
+        dataset: Any = None,
+        conf: float = 0.25,
+        batch_size: int = 8,
+        imgsz: int = 640,
+        concurrency: int | None = None,
+        use_gpu: bool | None = None,
+    ):
+        """Batch inference on Ray Data over ``images`` (records or ids) or a split/dataset.
+
+        Returns a job handle at once (``.status``, ``.progress``, ``.logs``, ``.wait()``,
+        ``.cancel()``); predictions land as Parquet rows and model annotations as it runs.
+        """
+        from mleval.images.collection import image_id_of
+        from mleval.jobs.inference import start_inference
+
+        if images is None:
+            image_ids = [r.id for r in self.images.list(split=split, dataset=dataset)]
+        else:
+            image_ids = [image_id_of(i) for i in images]
+        record = self.models.get(model)
+        self.attach_ray()
+        if use_gpu is None:
+            import ray
+
+            use_gpu = ray.cluster_resources().get("GPU", 0) > 0
+        return start_inference(self, record.id, image_ids, conf=conf, batch_size=batch_size, imgsz=imgsz,
+                               concurrency=concurrency, use_gpu=use_gpu)
+
+    def import_dataset(self, path: str | Path, *, format: str, name: str, split: str | None = None, **options: Any):
+        """Import a COCO / YOLO / Pascal VOC dataset: images, annotations and splits, into
+        dataset ``name``. Returns a report; bad items are listed, the rest imported."""
+        from mleval.interchange import import_dataset
+
+        return import_dataset(self, path, format=format, name=name, split=split, **options)
+
+    def export(self, *, dataset: Any, format: str, path: str | Path, include_predictions: bool = False,
+               model: Any = None, split: str | None = None, **options: Any):
+        """Export a dataset's ground truth (and optionally a model's predictions) as COCO / YOLO / VOC,
+        to a folder or a .zip."""
+        from mleval.interchange import export_dataset
+
+        return export_dataset(self, dataset=dataset, format=format, path=path,
+                              include_predictions=include_predictions, model=model, split=split, **options)
+
     def sql(self, query: str) -> pa.Table:
         """Run a read-only SQL query over the catalog (tables: images, annotations, models,
         datasets, dataset_images, training_jobs, inference_jobs, deployments)."""

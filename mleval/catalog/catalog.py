@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from mleval.catalog import rules
-from mleval.catalog.parquet_tables import PERFORMANCE_METRICS_SCHEMA, ParquetTable
+from mleval.catalog.parquet_tables import PERFORMANCE_METRICS_SCHEMA, PREDICTIONS_SCHEMA, ParquetTable
 from mleval.catalog.schema import LATEST_VERSION, MIGRATIONS, MIGRATIONS_TABLE
 from mleval.core.enums import DatasetSplit
 from mleval.core.errors import CatalogBusyError, ConflictError, MlevalError, NotFoundError, ValidationError
@@ -60,9 +60,10 @@ class Catalog:
         self._migrate()
         tables_root = Path(self.path).parent / "tables"
         self._parquet = {
-            "performance_metrics": ParquetTable(
-                tables_root, "performance_metrics", PERFORMANCE_METRICS_SCHEMA, "evaluation_timestamp"
-            ),
+            "performance_metrics": ParquetTable(tables_root, "performance_metrics", PERFORMANCE_METRICS_SCHEMA,
+                                                "month", timestamp_column="evaluation_timestamp"),
+            "predictions": ParquetTable(tables_root, "predictions", PREDICTIONS_SCHEMA, "job",
+                                        key_column="inference_job_id"),
         }
         for name in self._parquet:
             self._refresh_view(name)
@@ -242,6 +243,14 @@ class Catalog:
             table.append(staged)
             self._refresh_view(name)
         return staged.num_rows
+
+    def append_log(self, table: str, record_id: str, line: str) -> None:
+        """Append a line to a job's ``execution_logs`` (an atomic append, no read-modify-write)."""
+        with self._lock:
+            self._con.execute(
+                f"UPDATE {_table(table)} SET execution_logs = coalesce(execution_logs, '') || ? WHERE id = ?",
+                [line.rstrip("\n") + "\n", str(record_id)],
+            )
 
     def _refresh_view(self, name: str) -> None:
         # A temporary view: recreated at each open, so a moved workspace folder still reads.

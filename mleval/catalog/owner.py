@@ -17,7 +17,7 @@ from mleval.core.errors import MlevalError
 # Catalog methods callable through the owner; reads and writes alike.
 REMOTE_METHODS = frozenset({
     "query", "query_rows", "sql_readonly", "get", "find_by_name", "insert", "update", "delete",
-    "assign_split", "link_dataset_images", "append_rows", "schema_version", "table_schema", "json_columns", "to_arrow",
+    "assign_split", "link_dataset_images", "append_rows", "append_log", "schema_version", "table_schema", "json_columns", "to_arrow",
 })
 
 

@@ -32,10 +32,15 @@ PERFORMANCE_METRICS_SCHEMA = pa.schema([
 
 @dataclass(frozen=True)
 class ParquetTable:
+    """Rows of ``schema`` under ``root/name/<partition_name>=<key>/``; the key of a row is the
+    month of ``timestamp_column`` or, without one, the value of ``key_column``."""
+
     root: Path
     name: str
     schema: pa.Schema
-    timestamp_column: str
+    partition_name: str
+    timestamp_column: str | None = None
+    key_column: str | None = None
 
     @property
     def folder(self) -> Path:
@@ -51,13 +56,18 @@ class ParquetTable:
                 columns.append(pa.nulls(rows.num_rows, field.type))
         return pa.Table.from_arrays(columns, schema=self.schema)
 
+    def _keys(self, rows: pa.Table) -> pa.Array:
+        if self.timestamp_column is not None:
+            return pc.strftime(rows.column(self.timestamp_column), format="%Y-%m")
+        return rows.column(self.key_column)
+
     def append(self, rows: pa.Table) -> list[Path]:
-        """Write conformed rows, one file per month of ``timestamp_column``."""
-        months = pc.strftime(rows.column(self.timestamp_column), format="%Y-%m")
+        """Write conformed rows, one file per partition key."""
+        keys = self._keys(rows)
         written = []
-        for month in pc.unique(months).to_pylist():
-            part = rows.filter(pc.equal(months, month))
-            folder = self.folder / f"month={month}"
+        for key in pc.unique(keys).to_pylist():
+            part = rows.filter(pc.equal(keys, key))
+            folder = self.folder / f"{self.partition_name}={key}"
             folder.mkdir(parents=True, exist_ok=True)
             final = folder / f"part-{uuid.uuid4().hex}.parquet"
             temporary = final.with_suffix(".tmp")
@@ -68,9 +78,10 @@ class ParquetTable:
 
     def view_sql(self) -> str:
         """A SELECT over every file (or an empty, typed relation while there are none)."""
-        if any(self.folder.glob("month=*/*.parquet")):
-            pattern = (self.folder / "month=*" / "*.parquet").as_posix()
-            return f"SELECT * EXCLUDE (month) FROM read_parquet('{pattern}', hive_partitioning = true)"
+        if any(self.folder.glob(f"{self.partition_name}=*/*.parquet")):
+            pattern = (self.folder / f"{self.partition_name}=*" / "*.parquet").as_posix()
+            return (f"SELECT * EXCLUDE ({self.partition_name}) FROM read_parquet('{pattern}', "
+                    "hive_partitioning = true, union_by_name = true)")
         casts = ", ".join(f"CAST(NULL AS {_duckdb_type(f.type)}) AS {f.name}" for f in self.schema)
         return f"SELECT {casts} WHERE false"
 
@@ -80,4 +91,26 @@ def _duckdb_type(arrow_type: pa.DataType) -> str:
         return "TIMESTAMPTZ"
     if pa.types.is_floating(arrow_type):
         return "DOUBLE"
+    if pa.types.is_integer(arrow_type):
+        return "BIGINT"
+    if pa.types.is_fixed_size_list(arrow_type):
+        return f"{_duckdb_type(arrow_type.value_type)}[{arrow_type.list_size}]"
+    if pa.types.is_list(arrow_type):
+        return f"{_duckdb_type(arrow_type.value_type)}[]"
     return "VARCHAR"
+
+
+# What batch inference found, one row per image (see mleval.prediction.PREDICTION_SCHEMA).
+PREDICTIONS_SCHEMA = pa.schema([
+    ("inference_job_id", pa.string()),
+    ("model_id", pa.string()),
+    ("image_id", pa.string()),
+    ("boxes_xyxy", pa.list_(pa.list_(pa.float64(), 4))),
+    ("class_names", pa.list_(pa.string())),
+    ("scores", pa.list_(pa.float64())),
+    ("masks_rle", pa.string()),
+    ("preprocess_ms", pa.float64()),
+    ("inference_ms", pa.float64()),
+    ("postprocess_ms", pa.float64()),
+    ("error", pa.string()),
+])

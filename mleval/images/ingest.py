@@ -178,7 +178,7 @@ def _record_chunk(catalog, chunk, outcomes, split, dataset_id, seen, report: Upl
             "height": info.height,
             "dataset_split": split,
             "upload_timestamp": utc_now(),
-            "metadata": {"mode": info.mode, "pages": info.pages,
+            "metadata": {"mode": info.mode, "pages": info.pages, "exif_orientation": info.exif_orientation,
                          **({"source_path": str(source.path)} if source.path else {})},
         })
     if rows:

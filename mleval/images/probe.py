@@ -41,6 +41,14 @@ class ImageInfo:
     mode: str  # PIL mode: "RGB", "RGBA", "L", "I;16", ...
     pages: int  # frames of a multi-page TIFF or an animated GIF/WebP
     file_size: int
+    exif_orientation: int = 1  # width/height above are of the upright image, as decoders show it
+
+
+def _exif_orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(0x0112, 1) or 1)
+    except Exception:  # a damaged EXIF block does not make the pixels unusable
+        return 1
 
 
 def probe_image(source: str | Path | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
@@ -91,6 +99,9 @@ def _probe_stream(stream: BinaryIO, max_pixels: int) -> ImageInfo:
             f"{image.format} images are not supported; convert to one of: {', '.join(ImageFormat)}."
         )
     width, height = image.size
+    orientation = _exif_orientation(image)
+    if orientation in (5, 6, 7, 8):  # stored rotated by 90 degrees: the upright image is height x width
+        width, height = height, width
     if width <= 0 or height <= 0:
         raise ImageFileError(f"the header declares an empty image ({width}x{height}).")
     if width * height > max_pixels:
@@ -100,7 +111,7 @@ def _probe_stream(stream: BinaryIO, max_pixels: int) -> ImageInfo:
         )
     pages = getattr(image, "n_frames", 1)
     _check_complete(image_format, image, stream, file_size)
-    return ImageInfo(image_format, width, height, image.mode, pages, file_size)
+    return ImageInfo(image_format, width, height, image.mode, pages, file_size, orientation)
 
 
 _MAGIC = (

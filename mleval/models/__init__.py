@@ -1,0 +1,1 @@
+"""The model zoo, weights resolution and Predictor adapters."""

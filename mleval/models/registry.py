@@ -1,0 +1,157 @@
+"""``ws.models``: the zoo seeded into the catalog, models users bring, and loading them."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mleval.catalog.catalog import new_id, utc_now
+from mleval.core.enums import Framework, TrainingStatus
+from mleval.core.errors import NotFoundError, ValidationError
+from mleval.core.records import ModelRecord, RecordList
+from mleval.models.zoo import ZOO, zoo_entry
+
+if TYPE_CHECKING:
+    from mleval.models.loading import LoadedModel
+    from mleval.workspace import Workspace
+
+ZOO_VERSION = "1"
+_LOADED_CACHE_SIZE = 4
+
+
+def model_id_of(model: ModelRecord | str) -> str:
+    return model.id if isinstance(model, ModelRecord) else str(model)
+
+
+class ModelRegistry:
+    def __init__(self, workspace: Workspace):
+        self._ws = workspace
+        self._seeded = False
+        self._loaded: OrderedDict[tuple, LoadedModel] = OrderedDict()
+
+    def _seed_zoo(self) -> None:
+        """Insert the zoo entries the catalog does not hold yet (idempotent, one batch)."""
+        if self._seeded:
+            return
+        existing = set(self._ws.catalog.query("SELECT name FROM models").column("name").to_pylist())
+        now = utc_now()
+        rows = [{
+            "id": new_id(), "name": e.name, "type": e.type.value, "variant": e.variant, "version": ZOO_VERSION,
+            "framework": e.framework.value, "model_path": e.model_path,
+            "training_status": TrainingStatus.PRE_TRAINED.value, "created_at": now, "updated_at": now,
+            "metadata": {"zoo_entry": e.name, "config": e.config, "weights": e.weights, "task": e.task},
+        } for e in ZOO if e.name not in existing]
+        if rows:
+            self._ws.catalog.insert("models", rows)
+        self._seeded = True
+
+    def list(self, *, type: str | None = None, framework: str | None = None) -> RecordList[ModelRecord]:
+        """Models of the workspace (the zoo and the user's), optionally of one type or framework."""
+        self._seed_zoo()
+        where, params = [], []
+        for column, value in (("type", type), ("framework", framework)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(str(value))
+        sql = "SELECT * FROM models" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created_at, name"
+        return RecordList(ModelRecord.from_row(r) for r in self._ws.catalog.query_rows(sql, params))
+
+    def get(self, model: ModelRecord | str) -> ModelRecord:
+        """A model by record, name or id."""
+        self._seed_zoo()
+        key = model_id_of(model)
+        rows = self._ws.catalog.query_rows(
+            "SELECT * FROM models WHERE name = ? OR CAST(id AS VARCHAR) = ? ORDER BY created_at DESC", [key, key]
+        )
+        if not rows:
+            known = ", ".join(m.name for m in self.list()[:12])
+            raise NotFoundError(f"no model named {key!r}; known models include: {known}, ... (ws.models.list()).")
+        return ModelRecord.from_row(rows[0])
+
+    def register(
+        self,
+        name: str,
+        weights_path: str | Path,
+        *,
+        framework: str,
+        variant: str,
+        architecture: str | None = None,
+        version: str = "1",
+        metadata: dict | None = None,
+    ) -> ModelRecord:
+        """Register a weights file the user brings (pretrained elsewhere or fine-tuned).
+
+        ``architecture`` is the zoo name it is built like (e.g. ``"yolo11n"``); by default the
+        zoo entry of the same framework and variant. The file is copied into the blob store.
+        """
+        self._seed_zoo()
+        path = Path(weights_path).expanduser()
+        if not path.is_file():
+            raise ValidationError("model.model_path_accessible",
+                                  f"weights file {path} does not exist; give the path of a .pt checkpoint.")
+        if framework not in tuple(Framework):
+            raise ValidationError("model.framework_supported",
+                                  f"framework must be one of: {', '.join(Framework)}; got {framework!r}.")
+        entry = zoo_entry(architecture) if architecture else next(
+            (e for e in ZOO if e.framework == framework and e.variant == variant and e.task != "segment"), None)
+        if entry is None:
+            variants = sorted({e.variant for e in ZOO if e.framework == framework})
+            raise ValidationError("model.variant_known",
+                                  f"no {framework} architecture of variant {variant!r}; known variants: {variants}.")
+        stored = self._ws.blobs.put_file(path)
+        now = utc_now()
+        model_id = new_id()
+        self._ws.catalog.insert("models", [{
+            "id": model_id, "name": name, "type": entry.type.value, "variant": variant, "version": version,
+            "framework": framework, "model_path": stored.key, "training_status": TrainingStatus.PRE_TRAINED.value,
+            "created_at": now, "updated_at": now,
+            "metadata": {**(metadata or {}), "zoo_entry": entry.name, "task": entry.task,
+                         "source_file": str(path), "weights_source": "registered"},
+        }])
+        return self.get(model_id)
+
+    def weights_file(self, model: ModelRecord) -> str | None:
+        """A local path (with the suffix frameworks expect) of a registered/trained model's weights."""
+        if not model.model_path.startswith("sha256/"):
+            return None
+        blob = self._ws.blobs.local_path(model.model_path)
+        if blob is None or not os.path.exists(blob):
+            raise ValidationError("model.model_path_accessible",
+                                  f"weights of {model.name!r} ({model.model_path}) are missing from the blob store.")
+        link = self._ws.root / "cache" / "weights" / f"{model.model_path.rsplit('/', 1)[-1][:16]}.pt"
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            temporary = link.with_suffix(f".{os.getpid()}.tmp")
+            os.symlink(blob, temporary)
+            os.replace(temporary, link)
+        return str(link)
+
+    def load(self, model: ModelRecord | str, *, imgsz: int = 640, device: str | None = None,
+             require_pretrained: bool = False) -> LoadedModel:
+        """The model's predictor (kept loaded for reuse), its weights resolved and recorded."""
+        from mleval.models.loading import load_model
+
+        record = self.get(model)
+        key = (record.id, imgsz, device)
+        if key in self._loaded:
+            self._loaded.move_to_end(key)
+            return self._loaded[key]
+        loaded = load_model(record, blob_path=self.weights_file(record), imgsz=imgsz, device=device,
+                            require_pretrained=require_pretrained)
+        self._record_weights(record, loaded)
+        self._loaded[key] = loaded
+        while len(self._loaded) > _LOADED_CACHE_SIZE:
+            self._loaded.popitem(last=False)
+        return loaded
+
+    def _record_weights(self, record: ModelRecord, loaded: LoadedModel) -> None:
+        metadata: dict[str, Any] = dict(record.metadata or {})
+        if metadata.get("weights_source") == loaded.weights.source and "class_names" in metadata:
+            return
+        metadata.update(weights_source=loaded.weights.source, weights_location=loaded.weights.location,
+                        pretrained=loaded.weights.pretrained,
+                        class_names=list(getattr(loaded.predictor, "class_names", ())))
+        self._ws.catalog.update("models", record.id, {"metadata": metadata})
+
