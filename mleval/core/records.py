@@ -86,6 +86,24 @@ class AnnotationRecord(_Record):
         return [list(box) for box in self.bounding_boxes or []]
 
 
+@dataclass(frozen=True)
+class ModelRecord(_Record):
+    _json_fields = ("metadata", "performance_metrics")
+    id: str
+    name: str
+    type: str
+    variant: str
+    version: str
+    framework: str
+    model_path: str
+    training_status: str
+    performance_metrics: dict | None = None
+    parent_model_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    metadata: dict | None = None
+
+
 R = TypeVar("R")
 
 
