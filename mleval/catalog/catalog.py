@@ -249,7 +249,7 @@ class Catalog:
         with self._lock:
             self._con.execute(
                 f"UPDATE {_table(table)} SET execution_logs = coalesce(execution_logs, '') || ? WHERE id = ?",
-                [line.rstrip("\n") + "\n", str(record_id)],
+                [f"{utc_now():%H:%M:%S} {line.rstrip()}\n", str(record_id)],
             )
 
     def _refresh_view(self, name: str) -> None:

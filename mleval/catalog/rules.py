@@ -262,6 +262,7 @@ ENTITY_OF_TABLE = {
     "training_jobs": "training_job",
     "inference_jobs": "inference_job",
     "deployments": "deployment",
+    "evaluation_runs": "evaluation_run",
     "performance_metrics": "performance_metric",
 }
 

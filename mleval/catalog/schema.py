@@ -174,8 +174,28 @@ CREATE INDEX deployments_status ON deployments (status);
 CREATE INDEX deployments_endpoint_url ON deployments (endpoint_url);
 """
 
+_V2 = """
+CREATE TABLE evaluation_runs (
+    id UUID PRIMARY KEY,
+    key VARCHAR NOT NULL UNIQUE CHECK (length(trim(key)) > 0),
+    model_id UUID NOT NULL REFERENCES models (id),
+    dataset_id UUID REFERENCES datasets (id),
+    split VARCHAR,
+    iou_type VARCHAR NOT NULL CHECK (iou_type IN ('bbox', 'segm')),
+    config JSON NOT NULL,
+    summary JSON,
+    inference_job_id UUID,
+    evaluation_timestamp TIMESTAMPTZ NOT NULL,
+    metadata JSON
+);
+CREATE INDEX evaluation_runs_model_id ON evaluation_runs (model_id);
+"""
+
 # (version, description, DDL). Append only: a released migration is never edited.
-MIGRATIONS: tuple[tuple[int, str, str], ...] = ((1, "initial schema: the eight entities", _V1),)
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (1, "initial schema: the eight entities", _V1),
+    (2, "evaluation runs: key, config, timestamp and summary of each evaluation", _V2),
+)
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 MIGRATIONS_TABLE = """

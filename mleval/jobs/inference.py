@@ -130,8 +130,9 @@ def _run_pipeline(ws: Workspace, job_id: str, model_id: str, image_ids: list[str
     catalog.append_log("inference_jobs", job_id, f"{len(image_ids)} images, batch size {settings['batch_size']}, "
                                                  f"{pool} predictor actor(s)")
     items = pa.table({"image_id": image_ids, "file_path": [paths[i] for i in image_ids]})
-    # Blocks made here, not by a repartition task: the actors may hold every CPU.
-    block_rows = settings["batch_size"] * 4
+    # Blocks made here, not by a repartition task (the actors may hold every CPU); one batch
+    # per block, so results and progress stream batch by batch.
+    block_rows = settings["batch_size"]
     dataset = ray.data.from_arrow([items.slice(start, block_rows) for start in range(0, items.num_rows, block_rows)])
     predictions = dataset.map_batches(
         PredictorActor,
@@ -146,6 +147,8 @@ def _run_pipeline(ws: Workspace, job_id: str, model_id: str, image_ids: list[str
     done = failed = found = 0
     last_report = 0.0
     for batch in predictions.iter_batches(batch_size=None, batch_format="pyarrow"):
+        if done == 0:
+            catalog.append_log("inference_jobs", job_id, "first batch predicted")
         batch = batch.append_column("inference_job_id", pa.array([job_id] * batch.num_rows)) \
                      .append_column("model_id", pa.array([model_id] * batch.num_rows))
         catalog.append_rows("predictions", batch)
