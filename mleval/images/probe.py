@@ -44,6 +44,10 @@ class ImageInfo:
     exif_orientation: int = 1  # width/height above are of the upright image, as decoders show it
 
 
+# Formats whose EXIF sits in the header; PNG keeps it anywhere, and reading it decodes the pixels.
+_EXIF_FORMATS = (ImageFormat.JPEG, ImageFormat.TIFF, ImageFormat.WEBP)
+
+
 def _exif_orientation(image: Image.Image) -> int:
     try:
         return int(image.getexif().get(0x0112, 1) or 1)
@@ -99,7 +103,7 @@ def _probe_stream(stream: BinaryIO, max_pixels: int) -> ImageInfo:
             f"{image.format} images are not supported; convert to one of: {', '.join(ImageFormat)}."
         )
     width, height = image.size
-    orientation = _exif_orientation(image)
+    orientation = _exif_orientation(image) if image_format in _EXIF_FORMATS else 1
     if orientation in (5, 6, 7, 8):  # stored rotated by 90 degrees: the upright image is height x width
         width, height = height, width
     if width <= 0 or height <= 0:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,9 +87,9 @@ class BlobStore:
         # Plain file calls: for many small images pyarrow's per-file overhead dominates.
         digest = hashlib.sha256()
         size = 0
-        descriptor, temporary = tempfile.mkstemp(dir=f"{self._root}/tmp")
+        temporary = f"{self._root}/tmp/{uuid.uuid4().hex}"
         try:
-            with os.fdopen(descriptor, "wb") as sink:
+            with open(temporary, "xb") as sink:
                 while chunk := source.read(chunk_bytes):
                     digest.update(chunk)
                     sink.write(chunk)
