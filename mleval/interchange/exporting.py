@@ -1,0 +1,243 @@
+"""Exporting a workspace dataset as COCO / YOLO / Pascal VOC (see the package docstring)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mleval.catalog.rules import GROUND_TRUTH_SQL
+from mleval.core.errors import ValidationError
+from mleval.formats import (
+    FORMATS,
+    ItemError,
+    LabelledDataset,
+    LabelledImage,
+    LabelledObject,
+    write,
+    write_coco_results,
+)
+from mleval.formats._files import IMAGE_SUFFIXES
+from mleval.formats.records import normalize_split
+
+if TYPE_CHECKING:
+    from mleval.workspace import Workspace
+
+__all__ = ["ExportReport", "export_dataset"]
+
+_COCO_SPLIT_FILE = {"train": "instances_train.json", "validation": "instances_val.json",
+                    "test": "instances_test.json", None: "instances.json"}  # as write_coco names them
+
+
+@dataclass
+class ExportReport:
+    """What ``export_dataset`` wrote: the dataset at ``path``, and ``prediction_files`` (COCO results
+    lists, paths inside the zip for a .zip export) when predictions were asked for. ``issues`` lists
+    what the format could not hold as given."""
+
+    path: Path
+    format: str
+    images: int
+    objects: int
+    categories: list[str]
+    predictions: int = 0
+    prediction_files: list[Path] = field(default_factory=list)
+    issues: list[ItemError] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        head = (
+            f"ExportReport({str(self.path)!r}, {self.format}: {self.images} images, {self.objects} objects, "
+            f"{len(self.categories)} classes, {self.predictions} predictions, {len(self.issues)} issues)"
+        )
+        return "\n".join([head, *(f"  {issue}" for issue in self.issues[:10])])
+
+
+# -- import -----------------------------------------------------------------------------------
+
+
+def export_dataset(
+    ws: Workspace,
+    *,
+    dataset: Any,
+    format: str,
+    path: str | Path,
+    include_predictions: bool = False,
+    model: Any = None,
+    split: str | None = None,
+    **options: Any,
+) -> ExportReport:
+    """Write dataset ``dataset``'s images (one ``split`` or all) and their ground truth as ``format``
+    to a new folder or a ``.zip`` (COCO also: one ``.json``). ``options`` go to the writer
+    (``link_images=True`` hard-links the blobs instead of copying; do not edit such files in place).
+
+    With ``include_predictions`` (COCO only), ``model``'s predictions on these images (its latest
+    annotation per image, any review state) are written as COCO results lists that
+    ``pycocotools.coco.COCO(instances).loadRes(results)`` accepts: ``predictions/instances_<split>.json``
+    in the export, one per ``annotations/instances_<split>.json``, or ``<name>_predictions.json``
+    beside a single-file ``.json`` export.
+    """
+    fmt = format.strip().lower() if isinstance(format, str) else format
+    if fmt not in FORMATS:
+        raise ValidationError("formats.format_name", f"unknown format {format!r}; use one of: {', '.join(FORMATS)}.")
+    if include_predictions and (fmt != "coco" or model is None):
+        raise ValidationError(
+            "export.predictions",
+            "predictions are exported as COCO results files: pass format='coco' and model=<name or record> "
+            f"(got format={format!r}, model={model!r}).",
+        )
+    record = ws.datasets.get(dataset)
+    model_id = ws.models.get(model).id if include_predictions else None
+    split = normalize_split(split)
+    images = _catalog_images(ws, record.id, split)
+    _attach_objects(ws, images, record.id, split, GROUND_TRUTH_SQL, [])
+    labelled = LabelledDataset(categories=_workspace_categories(ws), images=list(images.values()))
+    summary = write(labelled, path, format=fmt, **options)
+    report = ExportReport(path=summary.path, format=fmt, images=summary.images, objects=summary.objects,
+                          categories=list(labelled.categories), issues=list(summary.issues))
+    if include_predictions:
+        _write_predictions(ws, labelled, images, record.id, split, model_id, Path(path), report)
+    return report
+
+
+def _catalog_images(ws: Workspace, dataset_id: str, split: str | None) -> dict[str, LabelledImage]:
+    """The dataset's images (upload order) as LabelledImages without objects, by image id, with
+    file names made unique per split (two uploads may share a name)."""
+    sql = (
+        "SELECT i.id, i.filename, i.file_path, i.format, i.width, i.height, i.dataset_split FROM images i "
+        "JOIN dataset_images l ON l.image_id = i.id AND l.dataset_id = ?"
+        + (" WHERE i.dataset_split = ?" if split else "")
+        + " ORDER BY i.upload_timestamp, i.filename, i.id"
+    )
+    rows = ws.catalog.query_rows(sql, [dataset_id, split] if split else [dataset_id])
+    images: dict[str, LabelledImage] = {}
+    taken: set[tuple[str, str]] = set()
+    for row in rows:
+        image_id, key = str(row["id"]), row["file_path"]
+        name = _file_name(row["filename"], row["format"], image_id, row["dataset_split"], taken)
+        local = ws.blobs.local_path(key)
+        images[image_id] = LabelledImage(
+            file_name=name,
+            width=row["width"],
+            height=row["height"],
+            split=row["dataset_split"],
+            source_path=Path(local) if local else None,
+            open_bytes=functools.partial(ws.blobs.read_bytes, key),
+        )
+    return images
+
+
+def _file_name(filename: str, image_format: str, image_id: str, split: str, taken: set[tuple[str, str]]) -> str:
+    """The upload's name with an image suffix (YOLO finds images by it), made unique within its
+    split by stem, since YOLO labels and VOC ids drop the suffix."""
+    name = filename.replace("\\", "/").lstrip("/")
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or f".{suffix.lower()}" not in IMAGE_SUFFIXES:
+        stem, suffix = name, {"JPEG": "jpg", "TIFF": "tif"}.get(image_format, image_format.lower())
+    if (split, stem.lower()) in taken:
+        stem = f"{stem}-{image_id[:8]}"
+    taken.add((split, stem.lower()))
+    return f"{stem}.{suffix}"
+
+
+def _attach_objects(
+    ws: Workspace,
+    images: dict[str, LabelledImage],
+    dataset_id: str,
+    split: str | None,
+    where: str,
+    params: list,
+    *,
+    latest_only: bool = False,
+) -> None:
+    """Append the objects of the annotations matching ``where`` to their images, oldest first."""
+    sql = (
+        "SELECT a.image_id, a.class_labels, a.bounding_boxes, a.segments, a.confidence_scores, a.metadata "
+        "FROM annotations a JOIN dataset_images l ON l.image_id = a.image_id AND l.dataset_id = ? "
+        "JOIN images i ON i.id = a.image_id "
+        f"WHERE {where}" + (" AND i.dataset_split = ?" if split else "")
+        + (" QUALIFY row_number() OVER (PARTITION BY a.image_id ORDER BY a.created_at DESC, a.id DESC) = 1"
+           if latest_only else "")
+        + " ORDER BY a.created_at, a.id"
+    )
+    table = ws.catalog.query(sql, [dataset_id, *params, *([split] if split else [])])
+    columns = {name: table.column(name).to_pylist() for name in table.column_names}
+    for image_id, labels, boxes, segments, scores, metadata in zip(*columns.values()):
+        image = images[str(image_id)]
+        segments = json.loads(segments) if segments else [None] * len(labels)
+        meta = json.loads(metadata) if metadata else {}
+        crowd = meta.get("iscrowd") or [0] * len(labels)
+        attributes = meta.get("attributes") or [None] * len(labels)
+        for k, label in enumerate(labels):
+            segment = segments[k] or {}
+            image.objects.append(LabelledObject(
+                label=label,
+                bbox_xyxy=tuple(boxes[k]) if boxes else _segment_box(segment),
+                polygons=segment.get("polygons"),
+                rle=segment.get("rle"),
+                iscrowd=bool(crowd[k]),
+                score=scores[k] if scores else None,
+                attributes=attributes[k] or {},
+            ))
+
+
+def _segment_box(segment: dict) -> tuple[float, float, float, float]:
+    from mleval.core import masks
+
+    return masks.rle_bbox_xyxy(segment["rle"]) if "rle" in segment else masks.polygons_bbox_xyxy(segment["polygons"])
+
+
+def _workspace_categories(ws: Workspace) -> list[str]:
+    """Every ground-truth label of the workspace, in first-appearance order (see module docstring)."""
+    sql = f"""
+        WITH objects AS (
+            SELECT created_at, unnest(class_labels) AS label,
+                   unnest(coalesce(CAST(json_extract(metadata, '$.category_index') AS INTEGER[]), [])) AS position
+            FROM annotations WHERE {GROUND_TRUTH_SQL}
+        ), first AS (SELECT label, min(created_at) AS seen FROM objects WHERE label IS NOT NULL GROUP BY label)
+        SELECT f.label FROM first f JOIN objects o ON o.label = f.label AND o.created_at = f.seen
+        GROUP BY f.label, f.seen ORDER BY f.seen, min(o.position) NULLS LAST, f.label
+    """
+    return ws.catalog.query(sql).column("label").to_pylist()
+
+
+def _write_predictions(
+    ws: Workspace,
+    labelled: LabelledDataset,
+    images: dict[str, LabelledImage],
+    dataset_id: str,
+    split: str | None,
+    model_id: str,
+    target: Path,
+    report: ExportReport,
+) -> None:
+    """One COCO results list per split (or one beside a single .json), for splits with predictions:
+    pycocotools' loadRes cannot read an empty list."""
+    predicted = {
+        image_id: LabelledImage(image.file_name, image.width, image.height, image.split)
+        for image_id, image in images.items()
+    }
+    _attach_objects(ws, predicted, dataset_id, split, "a.creation_method = 'model' AND a.model_id = ?",
+                    [model_id], latest_only=True)
+    suffix = target.suffix.lower()
+    groups: dict[str | None, list[LabelledImage]] = {}
+    for image in predicted.values():
+        if image.objects:
+            groups.setdefault(None if suffix == ".json" else image.split, []).append(image)
+    with tempfile.TemporaryDirectory() as tmp:
+        for group, members in groups.items():
+            name = _COCO_SPLIT_FILE[group]
+            destination = {".json": target.with_name(f"{target.stem}_predictions.json"),
+                           ".zip": Path(tmp) / name}.get(suffix, target / "predictions" / name)
+            summary = write_coco_results(LabelledDataset(labelled.categories, members), destination,
+                                         reference=labelled)
+            report.predictions += summary.objects
+            report.issues.extend(summary.issues)
+            if suffix == ".zip":
+                with zipfile.ZipFile(target, "a") as archive:
+                    archive.write(destination, f"predictions/{name}")
+                destination = target / "predictions" / name
+            report.prediction_files.append(destination)
