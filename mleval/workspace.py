@@ -129,6 +129,20 @@ class Workspace:
 
         return predict_image(self, model, image, conf=conf, imgsz=imgsz, store=store)
 
+    def assist(self, image: Any, *, model: Any = "sam2.1_t", points: Any = None, box: Any = None,
+               label: str = "object", user_tag: str | None = None):
+        """SAM 2 proposes a mask from point prompts ``[(x, y, 1|0), ...]`` and/or a box; stored as a
+        ``generated`` annotation. Returns a Proposal with ``.accept()`` / ``.reject()``."""
+        from mleval.assist import assist
+
+        return assist(self, image, model=model, points=points, box=box, label=label, user_tag=user_tag)
+
+    def prelabel(self, images: Any, model: Any, *, conf: float = 0.25, imgsz: int = 640):
+        """A detector proposes boxes on each image, stored as ``generated`` annotations to accept or reject."""
+        from mleval.assist import prelabel
+
+        return prelabel(self, images, model, conf=conf, imgsz=imgsz)
+
     def infer(
         self,
         model: Any,
@@ -155,6 +169,9 @@ class Workspace:
         else:
             image_ids = [image_id_of(i) for i in images]
         record = self.models.get(model)
+        if (record.metadata or {}).get("task") == "promptable-segment":
+            raise MlevalError(f"{record.name} is a promptable segmenter: it needs point or box prompts per image. "
+                              "Use ws.assist(image, model=..., box=...) or evaluate it with ground-truth boxes.")
         self.attach_ray()
         if use_gpu is None:
             import ray
