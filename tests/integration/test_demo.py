@@ -1,11 +1,14 @@
-"""The main job at its present extent: generate, upload into splits with ground truth, report."""
+"""The main job at its present extent: generate, upload with ground truth, SAM 2, Ray Data, export."""
 
 from mleval.cli import build_parser
 from mleval.demo import DemoSettings, run_demo
 
 
-def test_demo_runs_and_a_second_run_reuses_the_workspace(tmp_path, capsys):
-    settings = DemoSettings(workspace=tmp_path / "demo", train=6, validation=3, test=3, image_size=64)
+def test_demo_runs_and_a_second_run_reuses_the_workspace(ray_session, tmp_path):
+    from mleval.catalog.owner import stop_owner
+
+    settings = DemoSettings(workspace=tmp_path / "demo", train=6, validation=3, test=3, image_size=64,
+                            assist_images=1)
     first = run_demo(settings)
     assert "12 uploaded, 0 already there" in first.summary["images"]
     second = run_demo(settings)
@@ -13,6 +16,10 @@ def test_demo_runs_and_a_second_run_reuses_the_workspace(tmp_path, capsys):
     assert second.summary["annotations"] == first.summary["annotations"]  # ground truth not doubled
     report = (tmp_path / "demo" / "report.md").read_text()
     assert "train 6, validation 3, test 3" in report and "| **total** |" in report
+    assert "1 box prompts (architecture weights)" in report
+    assert "'images': 3" in first.summary["batch inference"] and "'failed_images': 0" in report
+    assert (tmp_path / "demo" / "exports" / "shapes-coco.zip").is_file()
+    stop_owner(str(tmp_path / "demo" / "catalog.duckdb"))
 
 
 def test_demo_help_lists_its_options():
