@@ -60,13 +60,11 @@ class BlobStore:
 
     def put_stream(self, source: BinaryIO, *, chunk_bytes: int = CHUNK_BYTES) -> StoredBlob:
         """Store everything ``source`` yields, hashing as it streams (memory: one chunk)."""
-        if self._local:
-            return self._put_local(source, chunk_bytes)
         digest = hashlib.sha256()
         size = 0
         temporary = f"{self._root}/tmp/{uuid.uuid4().hex}"
         try:
-            with self._fs.open_output_stream(temporary) as sink:
+            with self._open_sink(temporary) as sink:
                 while chunk := source.read(chunk_bytes):
                     digest.update(chunk)
                     sink.write(chunk)
@@ -74,42 +72,33 @@ class BlobStore:
             sha256 = digest.hexdigest()
             key = blob_key(sha256)
             if self.exists(key):
-                self._fs.delete_file(temporary)
+                self._delete_path(temporary)
                 return StoredBlob(key, sha256, size, already_stored=True)
             self._ensure_parent(key)
-            self._fs.move(temporary, self._path(key))
+            self._move(temporary, self._path(key))
             return StoredBlob(key, sha256, size, already_stored=False)
         except BaseException:
-            _delete_quietly(self._fs, temporary)
+            self._delete_path(temporary)
             raise
 
-    def _put_local(self, source: BinaryIO, chunk_bytes: int) -> StoredBlob:
-        # Plain file calls: for many small images pyarrow's per-file overhead dominates.
-        digest = hashlib.sha256()
-        size = 0
-        temporary = f"{self._root}/tmp/{uuid.uuid4().hex}"
+    # Plain file calls on a local disk: for many small images pyarrow's per-file overhead dominates.
+    def _open_sink(self, path: str):
+        return open(path, "xb") if self._local else self._fs.open_output_stream(path)
+
+    def _move(self, source: str, destination: str) -> None:
+        if self._local:
+            os.replace(source, destination)
+        else:
+            self._fs.move(source, destination)
+
+    def _delete_path(self, path: str) -> None:
         try:
-            with open(temporary, "xb") as sink:
-                while chunk := source.read(chunk_bytes):
-                    digest.update(chunk)
-                    sink.write(chunk)
-                    size += len(chunk)
-            sha256 = digest.hexdigest()
-            key = blob_key(sha256)
-            final = self._path(key)
-            if os.path.exists(final):
-                os.unlink(temporary)
-                return StoredBlob(key, sha256, size, already_stored=True)
-            parent = os.path.dirname(final)
-            if parent not in self._made_dirs:
-                os.makedirs(parent, exist_ok=True)
-                self._made_dirs.add(parent)
-            os.replace(temporary, final)
-            return StoredBlob(key, sha256, size, already_stored=False)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
+            if self._local:
+                os.unlink(path)
+            else:
+                self._fs.delete_file(path)
+        except (FileNotFoundError, OSError):
+            pass
 
     def put_file(self, path: str | Path) -> StoredBlob:
         with open(path, "rb") as source:
@@ -121,7 +110,10 @@ class BlobStore:
     def _ensure_parent(self, key: str) -> None:
         parent = self._path(key).rsplit("/", 1)[0]
         if parent not in self._made_dirs:
-            self._fs.create_dir(parent, recursive=True)
+            if self._local:
+                os.makedirs(parent, exist_ok=True)
+            else:
+                self._fs.create_dir(parent, recursive=True)
             self._made_dirs.add(parent)
 
     def exists(self, key: str) -> bool:
@@ -147,7 +139,7 @@ class BlobStore:
         return self._path(key) if self._local else None
 
     def delete(self, key: str) -> None:
-        _delete_quietly(self._fs, self._path(key))
+        self._delete_path(self._path(key))
 
     def check_writable(self) -> None:
         probe = f"{self._root}/tmp/.write-check-{uuid.uuid4().hex}"
@@ -156,11 +148,4 @@ class BlobStore:
                 sink.write(b"ok")
         except OSError as error:
             raise MlevalError(f"cannot write to the blob store {self.root_uri}: {error}") from None
-        _delete_quietly(self._fs, probe)
-
-
-def _delete_quietly(fs: pafs.FileSystem, path: str) -> None:
-    try:
-        fs.delete_file(path)
-    except (FileNotFoundError, OSError):
-        pass
+        self._delete_path(probe)
