@@ -180,6 +180,31 @@ class Workspace:
         return start_inference(self, record.id, image_ids, conf=conf, batch_size=batch_size, imgsz=imgsz,
                                concurrency=concurrency, use_gpu=use_gpu)
 
+    def evaluate(self, model: Any, dataset: Any, *, split: str = "test", iou_type: str = "bbox",
+                 conf: float = 0.001, imgsz: int = 640, key: str | None = None, batch_size: int = 8,
+                 timeout_s: float | None = None):
+        """Evaluate ``model`` on a dataset split: COCO mAP (pycocotools-exact), P/R/F1, IoU, confusion
+        matrix, timing. Runs batch inference when the predictions are missing; stores the run and
+        its metrics. SAM 2 models are scored promptably (ground-truth boxes as prompts, mask IoU)."""
+        from mleval.evaluation.runs import evaluate
+
+        return evaluate(self, model, dataset, split=split, iou_type=iou_type, conf=conf, imgsz=imgsz, key=key,
+                        batch_size=batch_size, timeout_s=timeout_s)
+
+    def compare(self, models: Any, dataset: Any, *, split: str = "test", refresh: bool = False,
+                **evaluate_options: Any):
+        """Leaderboard of several models on one dataset split (reusing stored runs unless ``refresh``)."""
+        from mleval.evaluation.compare import compare
+
+        return compare(self, models, dataset, split=split, refresh=refresh, **evaluate_options)
+
+    @cached_property
+    def evaluations(self):
+        """Stored evaluation runs: ``.list()``, ``.load(key)``, ``.delete(key)``, ``.metrics(...)``."""
+        from mleval.evaluation.runs import EvaluationRunCollection
+
+        return EvaluationRunCollection(self)
+
     def import_dataset(self, path: str | Path, *, format: str, name: str, split: str | None = None, **options: Any):
         """Import a COCO / YOLO / Pascal VOC dataset: images, annotations and splits, into
         dataset ``name``. Returns a report; bad items are listed, the rest imported."""
@@ -197,8 +222,9 @@ class Workspace:
                               include_predictions=include_predictions, model=model, split=split, **options)
 
     def sql(self, query: str) -> pa.Table:
-        """Run a read-only SQL query over the catalog (tables: images, annotations, models,
-        datasets, dataset_images, training_jobs, inference_jobs, deployments)."""
+        """Run a read-only SQL query over the catalog (tables: images, annotations, models, datasets,
+        dataset_images, training_jobs, inference_jobs, deployments, evaluation_runs; views over
+        Parquet: performance_metrics, predictions)."""
         return self.catalog.sql_readonly(query)
 
     def close(self) -> None:

@@ -27,6 +27,12 @@ from mleval.core.errors import CatalogBusyError, ConflictError, MlevalError, Not
 
 TABLES = tuple(rules.ENTITY_OF_TABLE)[:-1]  # performance_metrics live in Parquet, not in a table
 _READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
+# Rows that must go before a record can (deleting images takes their annotations along).
+_REFERENCES = {
+    "datasets": (("training_jobs", "dataset_id"), ("evaluation_runs", "dataset_id")),
+    "models": (("annotations", "model_id"), ("training_jobs", "base_model_id"), ("training_jobs", "result_model_id"),
+               ("inference_jobs", "model_id"), ("deployments", "model_id"), ("evaluation_runs", "model_id")),
+}
 
 
 def utc_now() -> datetime:
@@ -60,8 +66,12 @@ class Catalog:
         self._migrate()
         tables_root = Path(self.path).parent / "tables"
         self._parquet = {
-            "performance_metrics": ParquetTable(tables_root, "performance_metrics", PERFORMANCE_METRICS_SCHEMA,
-                                                "month", timestamp_column="evaluation_timestamp"),
+            "performance_metrics": ParquetTable(
+                tables_root, "performance_metrics", PERFORMANCE_METRICS_SCHEMA, "month",
+                timestamp_column="evaluation_timestamp",
+                # Parquet is append-only: the metrics of a deleted evaluation run are hidden, not erased.
+                visible_where="evaluation_run_id IS NULL OR evaluation_run_id IN "
+                              "(SELECT CAST(id AS VARCHAR) FROM evaluation_runs)"),
             "predictions": ParquetTable(tables_root, "predictions", PREDICTIONS_SCHEMA, "job",
                                         key_column="inference_job_id"),
         }
@@ -208,6 +218,7 @@ class Catalog:
         ids = [str(i) for i in ids]
         if not ids:
             return 0
+        self._refuse_if_referenced(table, ids)
         # DuckDB checks a foreign key against the state before the transaction, so the
         # referencing rows must be gone in a committed transaction before the record goes.
         with self._transaction():
@@ -223,6 +234,19 @@ class Catalog:
                 f"DELETE FROM {_table(table)} WHERE id IN (SELECT unnest(?::UUID[]))", [ids]
             ).fetchall()[0][0]
         return count
+
+    def _refuse_if_referenced(self, table: str, ids: list[str]) -> None:
+        for referencing, column in _REFERENCES.get(table, ()):
+            count = self._con.execute(
+                f"SELECT count(*) FROM {referencing} WHERE {column} IN (SELECT unnest(?::UUID[]))", [ids]
+            ).fetchall()[0][0]
+            if count:
+                entity = rules.ENTITY_OF_TABLE[table]
+                raise ValidationError(
+                    f"{entity}.still_referenced",
+                    f"cannot delete {entity} {', '.join(ids[:3])}: {count} row(s) of {referencing} refer to it "
+                    f"({column}). Delete those first; nothing was deleted.",
+                )
 
     # -- append-only Parquet tables ---------------------------------------------------------
     def append_rows(self, name: str, rows: pa.Table | Sequence[dict[str, Any]]) -> int:

@@ -41,6 +41,7 @@ class ParquetTable:
     partition_name: str
     timestamp_column: str | None = None
     key_column: str | None = None
+    visible_where: str | None = None  # rows hidden from the view (e.g. metrics of deleted runs)
 
     @property
     def folder(self) -> Path:
@@ -80,8 +81,9 @@ class ParquetTable:
         """A SELECT over every file (or an empty, typed relation while there are none)."""
         if any(self.folder.glob(f"{self.partition_name}=*/*.parquet")):
             pattern = (self.folder / f"{self.partition_name}=*" / "*.parquet").as_posix()
+            where = f" WHERE {self.visible_where}" if self.visible_where else ""
             return (f"SELECT * EXCLUDE ({self.partition_name}) FROM read_parquet('{pattern}', "
-                    "hive_partitioning = true, union_by_name = true)")
+                    f"hive_partitioning = true, union_by_name = true){where}")
         casts = ", ".join(f"CAST(NULL AS {_duckdb_type(f.type)}) AS {f.name}" for f in self.schema)
         return f"SELECT {casts} WHERE false"
 

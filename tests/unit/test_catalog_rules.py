@@ -248,3 +248,14 @@ def test_dataset_must_hold_images_before_use():
         rules.require_dataset_not_empty("empty", 0, 0, 0)
     assert raised.value.rule == "dataset.split_count_positive"
     rules.require_dataset_not_empty("ok", 0, 0, 1)
+
+
+def test_a_referenced_record_is_not_deleted_and_nothing_is_lost(catalog, ids):
+    catalog.link_dataset_images(ids["dataset"], [ids["image"]])
+    catalog.insert("training_jobs", [training_job_row(ids)])
+    with pytest.raises(ValidationError) as raised:
+        catalog.delete("datasets", [ids["dataset"]])
+    assert raised.value.rule == "dataset.still_referenced" and "training_jobs" in str(raised.value)
+    assert catalog.get("datasets", ids["dataset"])["train_count"] == 1  # its image links are intact
+    with pytest.raises(ValidationError, match="model.still_referenced"):
+        catalog.delete("models", [ids["model"]])

@@ -1,0 +1,69 @@
+"""Promptable evaluation of SAM 2: each ground-truth box is the prompt, its mask the answer key,
+scored by mask IoU overall and per class."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mleval.core.errors import ValidationError
+from mleval.evaluation.runs import EvaluationRun, _Object, _store, _timing
+
+if TYPE_CHECKING:
+    from mleval.core.records import DatasetRecord, ModelRecord
+    from mleval.workspace import Workspace
+
+
+def evaluate_promptable(ws: Workspace, record: ModelRecord, ds: DatasetRecord, split: str, key: str,
+                        images: list[dict], objects: list[_Object], batch_size: int) -> EvaluationRun:
+    """Every non-crowd ground-truth object with a mask: its box is the prompt, its mask the answer key."""
+    from pycocotools import mask as mask_utils
+
+    from mleval.core.masks import compress_rle, polygons_to_rle
+    from mleval.images.decode import decode_rgb
+
+    sizes = {i["id"]: (i["height"], i["width"]) for i in images}
+    by_image: dict[str, list[_Object]] = {}
+    skipped = 0
+    for o in objects:
+        h, w = sizes[o.image_id]
+        x1, y1, x2, y2 = np.clip(o.box_xyxy, 0, [w, h, w, h])
+        if o.segment is None or o.iscrowd or x2 <= x1 or y2 <= y1:
+            skipped += 1
+            continue
+        by_image.setdefault(o.image_id, []).append(o._replace(box_xyxy=(x1, y1, x2, y2)))
+    if not by_image:
+        raise ValidationError("evaluation.ground_truth", f"no ground-truth masks on the {split} images of dataset "
+                              f"{ds.name!r}; SAM 2 is scored against masks (polygons or RLE) of annotated objects.")
+    predictor = ws.models.load(record).predictor
+    ious, labels, predictions = [], [], []
+    image_ids = list(by_image)
+    for start in range(0, len(image_ids), batch_size):
+        batch = image_ids[start:start + batch_size]
+        rgbs = [decode_rgb(ws.images.read_bytes(i)) for i in batch]
+        answers = predictor.predict(rgbs, boxes=[[o.box_xyxy for o in by_image[i]] for i in batch],
+                                    labels=[[o.label for o in by_image[i]] for i in batch])
+        for image_id, answer in zip(batch, answers):
+            h, w = sizes[image_id]
+            for o, dt_rle in zip(by_image[image_id], answer.detections.masks_rle):
+                gt_rle = compress_rle(o.segment["rle"]) if "rle" in o.segment else \
+                    polygons_to_rle(o.segment["polygons"], height=h, width=w)
+                pair = [{"size": r["size"], "counts": r["counts"].encode("ascii")} for r in (dt_rle, gt_rle)]
+                ious.append(float(mask_utils.iou([pair[0]], [pair[1]], [0])[0, 0]))
+                labels.append(o.label)
+            predictions.append(answer)
+    ious_arr, labels_arr = np.asarray(ious), np.asarray(labels)
+
+    def scores(keep: np.ndarray) -> dict:
+        v = ious_arr[keep]
+        return {"mean_iou": float(v.mean()), "recall50": float((v >= 0.5).mean()),
+                "recall75": float((v >= 0.75).mean()), "num_gt": int(keep.sum())}
+
+    summary = {**scores(np.ones(len(ious), bool)), **_timing(predictions), "num_images": len(by_image),
+               "skipped_ground_truths": skipped}
+    per_class = [{"class_name": n, **scores(labels_arr == n)} for n in dict.fromkeys(labels)]
+    config = {"model": record.name, "dataset": ds.name, "split": split, "iou_type": "segm",
+              "prompts": "ground-truth boxes", "batch_size": batch_size}
+    results = {"per_class": per_class}
+    return _store(ws, record, ds, split, "segm", key, config, summary, results, None, None)
