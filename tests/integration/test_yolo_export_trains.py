@@ -7,7 +7,6 @@ import json
 import pytest
 
 import mleval
-from mleval.cluster import ray_is_running
 from mleval.synthetic import generate_shapes
 
 
@@ -38,4 +37,3 @@ def test_ultralytics_trains_one_epoch_on_the_yolo_export(tmp_path):
         len(image.objects) for image in synthetic.images if image.split == "train"
     )
     assert (tmp_path / "runs" / "train" / "weights" / "last.pt").is_file()
-    assert not ray_is_running()
