@@ -24,6 +24,7 @@ class DemoSettings:
     test: int = 64
     image_size: int = 128
     seed: int = 0
+    assist_images: int = 3
 
 
 @dataclass
@@ -35,10 +36,10 @@ class DemoContext:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _progress(description: str, total: int):
+def _progress(description: str, total: int, unit: str = "img"):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=description, unit="img", leave=True)
+    return tqdm(total=total, desc=description, unit=unit, leave=True)
 
 
 def step_generate(ctx: DemoContext) -> None:
@@ -90,16 +91,104 @@ def _annotate_new(ctx: DemoContext, images, new_ids: dict[str, str]) -> None:
     }))
 
 
+def step_assist(ctx: DemoContext) -> None:
+    """SAM 2.1 tiny proposes masks from each ground-truth box on a few training images; the
+    demo accepts the proposals whose mask overlaps the box well and rejects the others."""
+    import warnings
+
+    from mleval.models.weights import RandomWeightsWarning
+
+    ws = ctx.ws
+    images = ws.images.list(split="train", dataset=DATASET, limit=ctx.settings.assist_images)
+    accepted = rejected = 0
+    timings = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        for image in images:
+            truth = ws.annotations.list(image=image, creation_method="user")[0]
+            box = truth.boxes_xyxy[0]
+            proposal = ws.assist(image, model="sam2.1_t", box=box, label=truth.class_labels[0], user_tag="demo")
+            timings.append((proposal.embedding_ms, proposal.result.prompt_ms))
+            keep = _box_iou(proposal.box_xyxy, box) >= 0.5
+            (proposal.accept if keep else proposal.reject)()
+            accepted, rejected = accepted + keep, rejected + (not keep)
+    weights = ws.models.get("sam2.1_t").metadata.get("weights_source")
+    embed = max(t[0] for t in timings) if timings else 0
+    ctx.summary["SAM 2 assistance"] = (f"{len(timings)} box prompts ({weights} weights): {accepted} accepted, "
+                                       f"{rejected} rejected; embedding {embed:.0f} ms, prompt "
+                                       f"{sum(t[1] for t in timings) / max(1, len(timings)):.0f} ms")
+
+
+def _box_iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def step_batch_inference(ctx: DemoContext) -> None:
+    """yolo11n over the test split with Ray Data, progress shown while it runs."""
+    import time as clock
+    import warnings
+
+    from mleval.models.weights import RandomWeightsWarning
+
+    ws = ctx.ws
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        job = ws.infer("yolo11n", split="test", dataset=DATASET, imgsz=ctx.settings.image_size, conf=0.25)
+        with _progress("batch inference (Ray Data)", 100, unit="%") as bar:
+            while job.status in ("queued", "running"):
+                bar.update(job.progress - bar.n)
+                clock.sleep(0.5)
+            bar.update(job.progress - bar.n)
+        job.wait()
+    results = job.record["results"]
+    ctx.summary["batch inference"] = f"yolo11n on the test split: {results}"
+
+
+def step_evaluate_untrained(ctx: DemoContext) -> None:
+    """The untrained yolo11n on the test split (reusing the batch inference just run)."""
+    import warnings
+
+    from mleval.models.weights import RandomWeightsWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        run = ctx.ws.evaluate("yolo11n", DATASET, split="test", imgsz=ctx.settings.image_size, conf=0.25)
+    ctx.runs = getattr(ctx, "runs", []) + [run]
+    summary = run.summary
+    ctx.summary["evaluation: yolo11n untrained"] = (
+        f"mAP@50 {summary['mAP50']:.3f}, mAP@50:95 {summary['mAP50_95']:.3f} (random weights: expected ~0)")
+
+
+def step_export(ctx: DemoContext) -> None:
+    target = ctx.settings.workspace / "exports" / f"{DATASET}-coco.zip"
+    if target.exists():
+        target.unlink()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    report = ctx.ws.export(dataset=DATASET, format="coco", path=target)
+    ctx.summary["COCO export"] = f"{target} ({report!r})"
+
+
 def step_summary(ctx: DemoContext) -> None:
     counts = ctx.ws.sql(
-        "SELECT count(*) AS annotations, sum(len(class_labels)) AS objects FROM annotations"
+        "SELECT count(*) FILTER (WHERE creation_method = 'user') AS annotations, "
+        "sum(len(class_labels)) FILTER (WHERE creation_method = 'user') AS objects, "
+        "count(*) FILTER (WHERE creation_method = 'model') AS model_annotations FROM annotations"
     ).to_pylist()[0]
     ctx.summary["annotations"] = f"{counts['annotations']} user annotations holding {counts['objects']} objects"
+    ctx.summary["model annotations"] = f"{counts['model_annotations']} (proposals and predictions)"
 
 
 STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("generate synthetic dataset", step_generate),
     ("upload into splits + ground truth", step_upload),
+    ("SAM 2 assistance", step_assist),
+    ("batch inference on Ray Data", step_batch_inference),
+    ("evaluate untrained yolo11n", step_evaluate_untrained),
+    ("export COCO", step_export),
     ("summary", step_summary),
 ]
 
@@ -110,6 +199,7 @@ def run_demo(settings: DemoSettings) -> DemoContext:
 
     settings.workspace.mkdir(parents=True, exist_ok=True)
     ctx = DemoContext(settings=settings, ws=mleval.Workspace.open(settings.workspace))
+    ctx.ws.attach_ray()  # a local Ray, started here unless this process is already connected
     try:
         for name, step in STEPS:
             print(f"\n== {name}", flush=True)
