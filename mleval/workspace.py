@@ -205,6 +205,21 @@ class Workspace:
 
         return EvaluationRunCollection(self)
 
+    def deploy(self, model: Any, **options: Any):
+        """Deploy ``model`` as an HTTP endpoint on Ray Serve (``POST /<name>/predict``, ``/docs``,
+        ``/metrics``) with API keys and a rate limit. A new version of the same name replaces the
+        running one in place; ``.rollback()`` returns to the previous version. See ``mleval.deploy.deploy``."""
+        from mleval.deploy import deploy
+
+        return deploy(self, model, **options)
+
+    @cached_property
+    def deployments(self):
+        """Deployed endpoints: ``.list(status=None)``, ``.get(name, version=None)``."""
+        from mleval.deploy import DeploymentCollection
+
+        return DeploymentCollection(self)
+
     def import_dataset(self, path: str | Path, *, format: str, name: str, split: str | None = None, **options: Any):
         """Import a COCO / YOLO / Pascal VOC dataset: images, annotations and splits, into
         dataset ``name``. Returns a report; bad items are listed, the rest imported."""

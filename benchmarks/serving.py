@@ -1,0 +1,143 @@
+"""Serving benchmark: a deployed yolo11n over HTTP against in-process predict, same run.
+
+    .venv/bin/python benchmarks/serving.py [--requests 200] [--imgsz 640] [--cpus N]
+
+yolo11n at imgsz 640 on the CPU, 640x480 JPEG uploads. Measured in one process:
+1. in-process: decode + ``predictor.predict([image])`` one at a time (what a notebook does),
+   and in batches of 8 (the best the model does on this machine);
+2. the HTTP endpoint (multipart upload, API key, one replica holding ``--cpus`` CPUs) with
+   dynamic batching on (max_batch_size 8, 10 ms wait) at concurrency 1 and 8;
+3. the same endpoint with batching off (max_batch_size 1, updated in place) at concurrency 8.
+Latency is per request as the client sees it (p50/p99 ms); throughput is requests / wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_VERBOSE", "False")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _jpegs(count: int) -> list[bytes]:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    out = []
+    for index in range(count):
+        buffer = io.BytesIO()
+        Image.fromarray(np.roll(base, index * 13, axis=1)).save(buffer, "JPEG", quality=85)
+        out.append(buffer.getvalue())
+    return out
+
+
+def _summary(latencies_ms: list[float], wall_s: float, failures: int = 0) -> dict:
+    import numpy as np
+
+    values = np.asarray(latencies_ms)
+    return {"requests": len(values), "failures": failures, "p50_ms": round(float(np.percentile(values, 50)), 1),
+            "p99_ms": round(float(np.percentile(values, 99)), 1), "req_per_s": round(len(values) / wall_s, 2)}
+
+
+def _in_process(predictor, images: list[bytes], batch: int) -> dict:
+    from mleval.images.decode import decode_rgb
+
+    latencies, started = [], time.perf_counter()
+    for start in range(0, len(images), batch):
+        t0 = time.perf_counter()
+        predictor.predict([decode_rgb(b) for b in images[start:start + batch]], conf=0.25)
+        latencies += [(time.perf_counter() - t0) * 1000.0] * len(images[start:start + batch])
+    return _summary(latencies, time.perf_counter() - started)
+
+
+def _http(url: str, key: str, images: list[bytes], concurrency: int) -> dict:
+    import requests
+
+    local = threading.local()
+
+    def one(data: bytes):
+        session = getattr(local, "session", None) or setattr(local, "session", requests.Session()) or local.session
+        t0 = time.perf_counter()
+        response = session.post(url + "/predict", files={"file": ("a.jpg", data, "image/jpeg")},
+                                headers={"X-API-Key": key}, timeout=120)
+        return (time.perf_counter() - t0) * 1000.0, response.status_code, response.json().get("timings", {})
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        results = list(pool.map(one, images))
+    wall = time.perf_counter() - started
+    ok = [r for r in results if r[1] == 200]
+    summary = _summary([r[0] for r in ok], wall, failures=len(results) - len(ok))
+    batch_sizes = [r[2].get("batch_size", 1) for r in ok]
+    summary["mean_batch_size"] = round(sum(batch_sizes) / max(1, len(batch_sizes)), 2)
+    return summary
+
+
+class _Results(dict):
+    """Prints each figure to stderr as it lands, so a long run shows progress."""
+
+    def __setitem__(self, key, value):
+        print(f"{key}: {value}", file=sys.stderr, flush=True)
+        super().__setitem__(key, value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--cpus", type=int, default=os.cpu_count(), help="CPUs of Ray and of the one replica")
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+
+    import ray
+
+    import mleval
+    from mleval.deploy import deploy
+
+    ray.init(num_cpus=args.cpus, include_dashboard=False, namespace="mleval", log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "YOLO_OFFLINE": "1"}})
+    images = _jpegs(args.requests)
+    results = _Results()
+    with tempfile.TemporaryDirectory() as folder:
+        ws = mleval.Workspace.open(Path(folder) / "ws")
+        predictor = ws.models.load("yolo11n", imgsz=args.imgsz).predictor
+        _in_process(predictor, images[:4], 1)  # warm up
+        results["in-process, one at a time"] = _in_process(predictor, images, 1)
+        results["in-process, batches of 8"] = _in_process(predictor, images, 8)
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        common = dict(name="bench", imgsz=args.imgsz, port=port, rate_limit=None, cpus_per_replica=args.cpus)
+        t0 = time.perf_counter()
+        dep = deploy(ws, "yolo11n", version="1.0.0", max_batch_size=8, batch_wait_timeout_s=0.01, **common)
+        results["deploy (serve.run to ready), s"] = {"seconds": round(time.perf_counter() - t0, 1)}
+        key = dep.create_api_key("bench")
+        _http(dep.url, key, images[:8], 8)  # warm up connections and the batch path
+        results["HTTP, batching on, concurrency 1"] = _http(dep.url, key, images, 1)
+        results["HTTP, batching on, concurrency 8"] = _http(dep.url, key, images, 8)
+        t0 = time.perf_counter()
+        deploy(ws, "yolo11n", version="1.0.1", max_batch_size=1, **common)
+        results["in-place update to 1.0.1, s"] = {"seconds": round(time.perf_counter() - t0, 1)}
+        _http(dep.url, key, images[:8], 8)
+        results["HTTP, batching off, concurrency 8"] = _http(dep.url, key, images, 8)
+        dep.delete()
+    ray.shutdown()
+    print(json.dumps({"imgsz": args.imgsz, "cpus": args.cpus, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,410 @@
+"""The Ray Serve application of a deployed detector (YOLO, RT-DETR) or instance segmenter
+(YOLO ``-seg``): a FastAPI ingress with ``POST /predict``, ``GET /health``, ``GET /metrics``
+and ``/docs``, API keys, a per-key rate limit and dynamic batching of the model call.
+
+Everything that may change between versions of a deployment (the model, thresholds, the
+rate limit, batch sizes) travels as the deployment's ``user_config``: a new version or a
+rollback reconfigures the running replicas, which load the new model beside the old one and
+swap, so no request is refused while it happens. ``mleval.deploy.deploy`` builds this app;
+``serve run serve_apps/detector.yaml`` builds it through :func:`app_builder`.
+"""
+
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from ray import serve
+from starlette.datastructures import UploadFile
+
+from mleval.deploy.keys import hash_api_key, key_table
+from mleval.deploy.limits import KeyRateLimiter, parse_rate_limit, retry_after_header
+from mleval.deploy.monitor import get_collector
+from mleval.deploy.schemas import ErrorResponse, HealthResponse, PredictJSONRequest, PredictResponse, Timings
+
+logger = logging.getLogger("mleval.serve")
+
+FLUSH_EVERY_S = 1.0
+KEYS_REFRESH_EVERY_S = 10.0
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+MAX_BUFFERED_EVENTS = 100_000
+
+api = FastAPI(
+    title="mleval model endpoint",
+    description="Object detection and instance segmentation served by mleval on Ray Serve. "
+                "Send `Authorization: Bearer <key>` or `X-API-Key: <key>` with every request but /health.",
+    version="1",
+)
+
+
+@api.exception_handler(RequestValidationError)
+async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+    # The same {error, detail} body as every other refusal, not FastAPI's own 422 shape.
+    return JSONResponse({"error": "invalid_request", "detail": str(error.errors())}, status_code=400)
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API key made with dep.create_api_key(name).")
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The same key, as a header.")
+
+_ERRORS = {status: {"model": ErrorResponse, "description": text} for status, text in (
+    (400, "Empty or malformed body, or bad base64."),
+    (401, "Missing or unknown API key."),
+    (413, "Upload larger than the deployment's max_upload_bytes, or too many pixels."),
+    (415, "Content type is not multipart/form-data, application/json or image/*."),
+    (422, "The bytes are not a readable image (not an image, truncated, unsupported)."),
+    (429, "Rate limit of this key exceeded; see the Retry-After header."),
+    (503, "The deployment is not ready."),
+)}
+_PREDICT_BODY = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "The image file."},
+        "conf": {"type": "number", "minimum": 0, "maximum": 1, "description": "Score threshold (optional)."}}}},
+    "application/json": {"schema": PredictJSONRequest.model_json_schema()},
+    "image/*": {"schema": {"type": "string", "format": "binary"}},
+}}}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status, self.error, self.detail, self.headers = status, error, detail, headers
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"error": self.error, "detail": self.detail}, status_code=self.status,
+                            headers=self.headers)
+
+
+@dataclass(frozen=True)
+class _Serving:
+    """What one version serves; replaced as a whole on reconfigure so a request sees one version."""
+
+    config: dict[str, Any]
+    predictor: Any
+    limiter: KeyRateLimiter
+
+    @property
+    def row_id(self) -> str:
+        return self.config["row_id"]
+
+    @property
+    def version(self) -> str:
+        return self.config["version"]
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "too_large", f"the body has {int(declared):,} bytes; this deployment takes at most "
+                                         f"{limit:,} (max_upload_bytes).")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, "too_large", f"the body exceeds {limit:,} bytes (max_upload_bytes).")
+    if not body:
+        raise ApiError(400, "empty_body", "the request has no body; send the image as multipart/form-data "
+                                          "field 'file', or JSON {\"image_base64\": ...}.")
+    return bytes(body)
+
+
+async def _image_from_request(request: Request, max_upload_bytes: int) -> tuple[bytes, float | None]:
+    """The uploaded image bytes and the optional ``conf`` of a multipart, JSON or raw image body."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        body = await _read_body(request, max_upload_bytes + MULTIPART_OVERHEAD_BYTES)
+
+        async def replay() -> dict:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            form = await Request(request.scope, replay).form(max_files=1, max_fields=4)
+        except Exception as error:
+            raise ApiError(400, "bad_multipart", f"the multipart body could not be parsed ({error}).") from None
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ApiError(400, "missing_file", "the multipart body has no file field named 'file'.")
+        data = await upload.read()
+        conf_text = form.get("conf")
+        try:
+            conf = float(conf_text) if isinstance(conf_text, str) and conf_text.strip() else None
+        except ValueError:
+            raise ApiError(400, "bad_conf", f"conf must be a number between 0 and 1; got {conf_text!r}.") from None
+    elif content_type == "application/json":
+        # base64 is 4/3 the size of the file it carries
+        body = await _read_body(request, max_upload_bytes * 4 // 3 + 1024)
+        try:
+            payload = PredictJSONRequest.model_validate_json(body)
+        except Exception as error:
+            raise ApiError(400, "bad_json", f"the JSON body must be {{\"image_base64\": \"...\"}}: {error}") from None
+        text = payload.image_base64
+        if text.startswith("data:"):
+            text = text.partition(",")[2]
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(400, "bad_base64", "image_base64 is not valid base64.") from None
+        conf = payload.conf
+    elif content_type.startswith("image/") or content_type == "application/octet-stream":
+        data, conf = await _read_body(request, max_upload_bytes), None
+    else:
+        raise ApiError(415, "unsupported_media_type",
+                       f"content type {content_type or '(none)'!r} is not accepted; send multipart/form-data "
+                       "with a 'file' field, application/json with image_base64, or the image bytes as image/*.")
+    if not data:
+        raise ApiError(400, "empty_file", "the uploaded file is empty (0 bytes).")
+    if len(data) > max_upload_bytes:
+        raise ApiError(413, "too_large", f"the image has {len(data):,} bytes; at most {max_upload_bytes:,} are taken.")
+    if conf is not None and not 0.0 <= conf <= 1.0:
+        raise ApiError(400, "bad_conf", f"conf must be between 0 and 1; got {conf}.")
+    return data, conf
+
+
+def _decode(data: bytes, max_pixels: int) -> np.ndarray:
+    """Checked before decoding, so a bomb or a truncated file is refused cheaply and never reaches the model."""
+    from mleval.core.errors import ImageFileError
+    from mleval.images.decode import decode_rgb
+    from mleval.images.probe import probe_image
+
+    try:
+        probe_image(io.BytesIO(data), max_pixels=max_pixels)
+    except ImageFileError as error:
+        too_big = "decompression bomb" in str(error)
+        raise ApiError(413 if too_big else 422, "too_many_pixels" if too_big else "not_an_image", str(error)) from None
+    try:
+        return decode_rgb(data)
+    except Exception as error:
+        raise ApiError(422, "not_an_image", f"the image could not be decoded ({error}).") from None
+
+
+@serve.deployment(name="Model", max_ongoing_requests=32, graceful_shutdown_timeout_s=30)
+@serve.ingress(api)
+class ModelServer:
+    def __init__(self, workspace_path: str, deployment_name: str):
+        from mleval.workspace import Workspace
+
+        self._ws = Workspace.open(workspace_path)
+        self._workspace_path = workspace_path
+        self._name = deployment_name
+        self._serving: _Serving | None = None
+        self._keys: dict[str, str] = {}
+        self._keys_loaded_at = 0.0
+        self._keys_lock = asyncio.Lock()
+        self._events: list[tuple] = []
+        self._collector = get_collector(workspace_path, deployment_name)
+        self._background: asyncio.Task | None = None
+
+    async def reconfigure(self, config: dict[str, Any]) -> None:
+        """A new version (or the first): load its model beside the one serving, then swap."""
+        loaded = await asyncio.to_thread(self._ws.models.load, config["model_id"], imgsz=int(config["imgsz"]))
+        # The first forward pass is slow (allocation, kernel selection): pay it before serving.
+        warmup = np.zeros((int(config["imgsz"]), int(config["imgsz"]), 3), dtype=np.uint8)
+        await asyncio.to_thread(loaded.predictor.predict, [warmup], conf=1.0)
+        limiter = KeyRateLimiter(parse_rate_limit(config.get("rate_limit")), share=float(config.get("rate_share", 1.0)))
+        self._predict_batch.set_max_batch_size(int(config["max_batch_size"]))
+        self._predict_batch.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
+        await self._refresh_keys()
+        self._serving = _Serving(config, loaded.predictor, limiter)
+        await asyncio.to_thread(self._mark_active, config["row_id"])
+        if self._background is None:
+            self._background = asyncio.get_running_loop().create_task(self._background_loop())
+
+    def _mark_active(self, row_id: str) -> None:
+        # A replica that loaded its model makes the version active (as `serve run` of the YAML needs);
+        # deploy() does the same once every replica is up.
+        try:
+            if self._ws.catalog.get("deployments", row_id)["status"] == "deploying":
+                self._ws.catalog.update("deployments", row_id, {"status": "active"})
+        except Exception as error:
+            logger.warning("could not mark deployment %s active: %s", row_id, error)
+
+    # -- keys, limits, metrics -------------------------------------------------------------
+    async def _refresh_keys(self) -> None:
+        rows = await asyncio.to_thread(
+            self._ws.catalog.query_rows, "SELECT metadata FROM deployments WHERE name = ?", [self._name])
+        self._keys = key_table(json.loads(r["metadata"]) if isinstance(r["metadata"], str) else r["metadata"]
+                               for r in rows)
+        self._keys_loaded_at = time.monotonic()
+
+    async def _authorize(self, bearer: HTTPAuthorizationCredentials | None, api_key: str | None) -> str:
+        key = (api_key or "").strip() or (bearer.credentials.strip() if bearer else "")
+        if not key:
+            raise ApiError(401, "unauthorized", "no API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.",
+                           {"WWW-Authenticate": "Bearer"})
+        arrived = time.monotonic()
+        digest = hash_api_key(key)
+        name = self._keys.get(digest)
+        if name is None:
+            # A key made since the last load works at once. Unknown keys arriving together share
+            # one reload, so a flood of wrong keys costs at most one catalog query at a time.
+            async with self._keys_lock:
+                if self._keys_loaded_at < arrived:
+                    await self._refresh_keys()
+            name = self._keys.get(digest)
+        if name is None:
+            raise ApiError(401, "unauthorized", "unknown or revoked API key; make one with dep.create_api_key(name).",
+                           {"WWW-Authenticate": "Bearer"})
+        return name
+
+    def _record(self, serving: _Serving | None, key_name: str | None, status: int, started: float, images: int):
+        # Bounded: while the collector is unreachable, figures past this many are dropped.
+        if serving is not None and len(self._events) < MAX_BUFFERED_EVENTS:
+            self._events.append((serving.row_id, serving.version, key_name, status,
+                                 (time.perf_counter() - started) * 1000.0, images))
+
+    async def _flush(self) -> None:
+        events, self._events = self._events, []
+        by_row: dict[tuple[str, str], list] = {}
+        for row_id, version, *event in events:
+            by_row.setdefault((row_id, version), []).append(tuple(event))
+        for (row_id, version), batch in by_row.items():
+            await self._collector.record.remote(row_id, version, batch)
+
+    async def _background_loop(self) -> None:
+        last_keys = time.monotonic()
+        while True:
+            await asyncio.sleep(FLUSH_EVERY_S)
+            try:
+                await self._flush()
+                if time.monotonic() - last_keys > KEYS_REFRESH_EVERY_S:
+                    await self._refresh_keys()
+                    last_keys = time.monotonic()
+            except Exception as error:  # the collector restarts; keep serving meanwhile
+                logger.warning("metrics flush failed: %s", error)
+
+    # -- the model call ----------------------------------------------------------------------
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    async def _predict_batch(self, items: list[tuple[_Serving, np.ndarray, float]]) -> list[tuple[Any, int]]:
+        groups: dict[int, list[int]] = {}
+        for index, (item_serving, _, _) in enumerate(items):
+            groups.setdefault(id(item_serving), []).append(index)
+        results: list[Any] = [None] * len(items)
+        for indices in groups.values():  # one model call per version (two only across a swap)
+            predictor = items[indices[0]][0].predictor
+            lowest = min(items[i][2] for i in indices)
+            predictions = await asyncio.to_thread(predictor.predict, [items[i][1] for i in indices], conf=lowest)
+            for i, prediction in zip(indices, predictions):
+                results[i] = (prediction, len(indices))
+        return results
+
+    # -- routes ------------------------------------------------------------------------------
+    @api.get("/health", response_model=HealthResponse, responses={503: _ERRORS[503]})
+    async def health(self):
+        serving = self._serving
+        if serving is None:
+            return ApiError(503, "not_ready", "the model is still loading.").response()
+        return HealthResponse(status="ok", deployment=self._name, version=serving.version,
+                              model=serving.config["model_name"])
+
+    @api.post("/predict", response_model=PredictResponse, openapi_extra=_PREDICT_BODY,
+              responses={s: _ERRORS[s] for s in (400, 401, 413, 415, 422, 429, 503)})
+    async def predict(self, request: Request,
+                      bearer: HTTPAuthorizationCredentials | None = Security(_bearer),
+                      api_key: str | None = Security(_api_key_header)):
+        """Detect objects in one image: multipart field ``file``, JSON ``image_base64``, or raw image bytes."""
+        started = time.perf_counter()
+        serving = self._serving
+        key_name, status, images = None, 500, 0
+        try:
+            if serving is None:
+                raise ApiError(503, "not_ready", "the model is still loading; retry in a few seconds.")
+            key_name = await self._authorize(bearer, api_key)
+            wait_s = serving.limiter.check(key_name, time.monotonic())
+            if wait_s > 0:
+                raise ApiError(429, "rate_limited", f"key {key_name!r} is over this deployment's rate limit "
+                               f"({serving.config.get('rate_limit')}); retry after {wait_s:.2f} s.",
+                               {"Retry-After": retry_after_header(wait_s)})
+            data, conf = await _image_from_request(request, int(serving.config["max_upload_bytes"]))
+            decode_started = time.perf_counter()
+            image = await asyncio.to_thread(_decode, data, int(serving.config["max_pixels"]))
+            decode_ms = (time.perf_counter() - decode_started) * 1000.0
+            conf = float(serving.config["conf"]) if conf is None else conf
+            prediction, batch_size = await self._predict_batch((serving, image, conf))
+            detections = prediction.detections.filter(prediction.detections.scores >= conf)
+            body = PredictResponse(
+                model=serving.config["model_name"], model_version=serving.version, deployment=self._name,
+                image_width=int(image.shape[1]), image_height=int(image.shape[0]), **detections.to_dict(),
+                timings=Timings(preprocess_ms=prediction.preprocess_ms, inference_ms=prediction.inference_ms,
+                                postprocess_ms=prediction.postprocess_ms, decode_ms=round(decode_ms, 3),
+                                batch_size=batch_size, total_ms=round((time.perf_counter() - started) * 1000, 3)))
+            status, images = 200, 1
+            return JSONResponse(body.model_dump(exclude_none=True))
+        except ApiError as error:
+            status = error.status
+            return error.response()
+        except Exception as error:  # a bug or a model failure: answer, log, and keep the replica serving
+            logger.exception("predict failed")
+            return JSONResponse({"error": "internal", "detail": f"{type(error).__name__}: {error}"}, status_code=500)
+        finally:
+            self._record(serving, key_name, status, started, images)
+
+    @api.get("/metrics", responses={401: _ERRORS[401]}, response_class=Response)
+    async def metrics(self, bearer: HTTPAuthorizationCredentials | None = Security(_bearer),
+                      api_key: str | None = Security(_api_key_header)):
+        """Prometheus text: requests by status, images, latency histogram; per version and API key."""
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        from mleval.deploy.stats import DeploymentStats, prometheus_text
+
+        try:
+            await self._authorize(bearer, api_key)
+        except ApiError as error:
+            return error.response()
+        await self._flush()
+        snapshot = await self._collector.snapshot.remote()
+        text = prometheus_text({(self._name, entry["version"]): DeploymentStats.from_json(entry["stats"])
+                                for entry in snapshot.values()})
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
+
+
+def build_app(*, workspace_path: str, deployment_name: str, config: dict[str, Any], replicas: int = 1,
+              autoscaling: dict | None = None, gpu: bool = False, cpus_per_replica: float = 1.0):
+    """The Serve application of one version. The deployment's ``version`` stays the same across
+    model versions, so Serve updates running replicas in place through ``reconfigure``."""
+    from mleval import __version__
+
+    resources = {"num_cpus": cpus_per_replica, "num_gpus": 1 if gpu else 0}
+    identity = hashlib.sha1(repr((__version__, workspace_path, deployment_name, sorted(resources.items())))
+                            .encode()).hexdigest()[:12]
+    options: dict[str, Any] = {
+        "user_config": config, "ray_actor_options": resources,
+        "max_ongoing_requests": max(32, 4 * int(config["max_batch_size"])),
+    }
+    if autoscaling:
+        options["autoscaling_config"] = autoscaling
+    else:
+        options["num_replicas"] = replicas
+    deployment = ModelServer.options(**options)
+    # Serve 2.60 dropped `version=` from options() but still keeps a deployment's `_version`
+    # (ray/serve/_private/client.py); without a stable one every serve.run restarts the replicas
+    # instead of calling reconfigure() on them.
+    deployment._version = identity
+    return deployment.bind(workspace_path, deployment_name)
+
+
+def app_builder(args: dict[str, Any]):
+    """For ``serve run serve_apps/detector.yaml``: ``args`` are ``workspace`` and ``model``, and
+    optionally any keyword of :func:`mleval.deploy.deploy` (``name``, ``version``, ``rate_limit``...)."""
+    from mleval.deploy.deployments import prepare_version
+    from mleval.workspace import Workspace
+
+    args = dict(args)
+    try:
+        workspace, model = args.pop("workspace"), args.pop("model")
+    except KeyError as missing:
+        raise ValueError(f"app_builder needs the argument {missing}: the workspace folder and the model name.") from None
+    ws = Workspace.open(workspace)
+    prepared = prepare_version(ws, model, **args)
+    return build_app(workspace_path=str(ws.root), deployment_name=prepared.name, config=prepared.config,
+                     **prepared.serve_options)
