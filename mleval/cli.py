@@ -10,7 +10,8 @@ def _demo(args: argparse.Namespace) -> None:
     from mleval.demo import DemoSettings, run_demo
 
     run_demo(DemoSettings(workspace=Path(args.workspace), train=args.train, validation=args.validation,
-                          test=args.test, image_size=args.imgsz, seed=args.seed))
+                          test=args.test, image_size=args.imgsz, seed=args.seed, port=args.port,
+                          keep_serving=args.keep_serving))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,8 +19,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo", help="run the user's journey on synthetic data in a local workspace",
-        description="Generate a synthetic dataset, upload it into splits with its ground truth, and report. "
-                    "A second run on the same workspace reuses what exists.",
+        description="Generate a synthetic dataset, upload it into splits with its ground truth, let SAM 2 "
+                    "propose masks, batch-infer with Ray Data, evaluate, deploy on Ray Serve and call it over "
+                    "HTTP, roll back and forward, export COCO, and write report.md. A second run on the same "
+                    "workspace reuses what exists.",
     )
     demo.add_argument("--workspace", default="workspaces/demo", help="workspace folder (default: %(default)s)")
     demo.add_argument("--train", type=int, default=256, help="training images (default: %(default)s)")
@@ -27,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--test", type=int, default=64, help="test images (default: %(default)s)")
     demo.add_argument("--imgsz", type=int, default=128, help="image size in pixels (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    demo.add_argument("--port", type=int, default=8000, help="HTTP port of the deployed endpoint (default: %(default)s)")
+    demo.add_argument("--keep-serving", action="store_true",
+                      help="keep the deployed endpoint running after the report, until Ctrl-C")
     demo.set_defaults(handler=_demo)
     return parser
 

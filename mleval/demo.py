@@ -6,6 +6,7 @@ what exists (uploads are recognised as duplicates, the dataset is found by name)
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ class DemoSettings:
     image_size: int = 128
     seed: int = 0
     assist_images: int = 3
+    port: int = 8000
+    keep_serving: bool = False
 
 
 @dataclass
@@ -145,7 +148,11 @@ def step_batch_inference(ctx: DemoContext) -> None:
             bar.update(job.progress - bar.n)
         job.wait()
     results = job.record["results"]
-    ctx.summary["batch inference"] = f"yolo11n on the test split: {results}"
+    results = json.loads(results) if isinstance(results, str) else results
+    ctx.summary["batch inference"] = (
+        f"yolo11n on the test split: {results['images']} images, {results['failed_images']} failed, "
+        f"{results['images_with_detections']} with detections, {results['images_per_second']} images/s "
+        f"(predictor actors started inside the job)")
 
 
 def step_evaluate_untrained(ctx: DemoContext) -> None:
@@ -161,6 +168,45 @@ def step_evaluate_untrained(ctx: DemoContext) -> None:
     summary = run.summary
     ctx.summary["evaluation: yolo11n untrained"] = (
         f"mAP@50 {summary['mAP50']:.3f}, mAP@50:95 {summary['mAP50_95']:.3f} (random weights: expected ~0)")
+
+
+def step_deploy(ctx: DemoContext) -> None:
+    """Deploy v1.0.0 (the base model) and v1.1.0 (the fine-tuned one when training ran), call the
+    endpoint over HTTP with an API key, roll back to v1.0.0 and forward again."""
+    import warnings
+
+    import requests
+
+    from mleval.models.weights import RandomWeightsWarning
+
+    ws, s = ctx.ws, ctx.settings
+    best = getattr(ctx, "trained_model", None) or "yolo11n"
+    options = {"name": "shapes-detector", "imgsz": s.image_size, "port": s.port, "rate_limit": "50/s"}
+    image = ws.images.list(split="test", dataset=DATASET, limit=1)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        ws.deploy("yolo11n", version="1.0.0", **options)
+        current = ws.deploy(best, version="1.1.0", **options)
+        key = current.create_api_key(f"demo-{time.strftime('%Y%m%d-%H%M%S')}")
+
+        def call() -> dict:
+            response = requests.post(f"{current.url}/predict", headers={"Authorization": f"Bearer {key}"},
+                                     files={"file": (image.filename, ws.images.read_bytes(image))}, timeout=60)
+            response.raise_for_status()
+            return response.json()
+
+        first = call()
+        previous = current.rollback()
+        rolled_back = call()
+        current = ws.deploy(best, version="1.1.0", **options)
+        forward = call()
+    unauthorised = requests.post(f"{current.url}/predict", files={"file": ("x.png", b"x")}, timeout=30).status_code
+    ctx.summary["deployment"] = (
+        f"{current.url} v{first['model_version']} ({first['model']}): HTTP predict {len(first['scores'])} objects "
+        f"in {first['timings']['total_ms']:.0f} ms; rolled back to v{rolled_back['model_version']} "
+        f"({previous.status}), forward to v{forward['model_version']}; without a key: HTTP {unauthorised}"
+    )
+    ctx.summary["deployment usage"] = str(current.metrics().get("total", current.metrics()))[:300]
 
 
 def step_export(ctx: DemoContext) -> None:
@@ -188,6 +234,7 @@ STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("SAM 2 assistance", step_assist),
     ("batch inference on Ray Data", step_batch_inference),
     ("evaluate untrained yolo11n", step_evaluate_untrained),
+    ("deploy on Ray Serve, call, roll back and forward", step_deploy),
     ("export COCO", step_export),
     ("summary", step_summary),
 ]
@@ -211,7 +258,18 @@ def run_demo(settings: DemoSettings) -> DemoContext:
     report = _report(ctx)
     (settings.workspace / "report.md").write_text(report)
     print("\n" + report)
+    if settings.keep_serving:
+        _serve_until_interrupted(ctx)
     return ctx
+
+
+def _serve_until_interrupted(ctx: DemoContext) -> None:
+    print("The endpoint keeps serving (docs at the URL above + /docs); Ctrl-C to stop.", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopped")
 
 
 def _report(ctx: DemoContext) -> str:
