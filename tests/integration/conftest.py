@@ -22,8 +22,13 @@ def ray_session():
 
     # Workers import test helpers by module path, as the driver does.
     pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    ray.init(num_cpus=2, include_dashboard=False, namespace="mleval", log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": pythonpath, "YOLO_OFFLINE": "1"}})
+    options = dict(num_cpus=2, include_dashboard=False, namespace="mleval", log_to_driver=False,
+                   runtime_env={"env_vars": {"PYTHONPATH": pythonpath, "YOLO_OFFLINE": "1"}})
+    try:
+        ray.init(**options)
+    except Exception:  # a raylet that timed out starting on a busy machine (ray-project/ray#65983): once more
+        ray.shutdown()
+        ray.init(**options)
     yield ray
     ray.shutdown()
 
