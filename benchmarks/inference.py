@@ -48,28 +48,42 @@ def _images(count: int, size: tuple[int, int], seed: int) -> list[tuple[str, byt
 
 
 class PeakRss:
-    """Samples the summed RSS of this process and every Ray worker/raylet process."""
+    """Samples the summed RSS of this process and this Ray instance's processes (its raylet,
+    GCS and every worker the raylet started), so other Ray instances on the machine don't count."""
 
     def __init__(self, interval_s: float = 0.2):
         import psutil
+        import ray
 
         self._psutil = psutil
+        node = ray._private.worker._global_node
+        self._roots = [p.process.pid for processes in node.all_processes.values() for p in processes]
         self.peak_mib = 0.0
+        self._interval_s = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> float:
+        processes = {os.getpid(): self._psutil.Process()}
+        for pid in self._roots:
+            try:
+                root = self._psutil.Process(pid)
+                processes[pid] = root
+                processes.update((child.pid, child) for child in root.children(recursive=True))
+            except self._psutil.NoSuchProcess:
+                continue
         total = 0
-        for process in self._psutil.process_iter(["pid", "cmdline", "memory_info"]):
-            cmdline = " ".join(process.info["cmdline"] or [])
-            if process.info["pid"] == os.getpid() or "ray::" in cmdline or "raylet" in cmdline or "gcs_server" in cmdline:
-                total += process.info["memory_info"].rss if process.info["memory_info"] else 0
+        for process in processes.values():
+            try:
+                total += process.memory_info().rss
+            except self._psutil.NoSuchProcess:
+                pass
         return total / 2**20
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self.peak_mib = max(self.peak_mib, self._sample())
-            time.sleep(0.2)
+            time.sleep(self._interval_s)
 
     def __enter__(self):
         self._thread.start()
