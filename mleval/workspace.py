@@ -180,6 +180,25 @@ class Workspace:
         return start_inference(self, record.id, image_ids, conf=conf, batch_size=batch_size, imgsz=imgsz,
                                concurrency=concurrency, use_gpu=use_gpu)
 
+    def train(self, base_model: Any, dataset: Any, *, hyperparameters: dict, workers: int = 1,
+              use_gpu: bool | None = None, name: str | None = None):
+        """Fine-tune a YOLO detector on a dataset's ground truth with Ray Train (DDP over ``workers``).
+
+        ``hyperparameters`` needs epochs, batch_size and learning_rate (optional: patience, imgsz,
+        optimizer, weight_decay, warmup_epochs, mosaic, fliplr, seed). Returns a job handle at once
+        (``.progress``, ``.metrics`` per epoch, ``.logs``, ``.wait()``, ``.cancel()``); when it completes,
+        ``job.record["result_model_id"]`` is the new model, ready for inference, evaluation and deployment.
+        """
+        from mleval.jobs.training import start_training
+
+        self.attach_ray()
+        if use_gpu is None:
+            import ray
+
+            use_gpu = ray.cluster_resources().get("GPU", 0) > 0
+        return start_training(self, base_model, dataset, hyperparameters=hyperparameters, workers=workers,
+                              use_gpu=use_gpu, name=name)
+
     def evaluate(self, model: Any, dataset: Any, *, split: str = "test", iou_type: str = "bbox",
                  conf: float = 0.001, imgsz: int = 640, key: str | None = None, batch_size: int = 8,
                  timeout_s: float | None = None):

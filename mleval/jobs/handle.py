@@ -40,6 +40,15 @@ class JobHandle:
         return float(self.record["progress_percentage"])
 
     @property
+    def metrics(self):
+        """Per-epoch metrics of a training job (a pyarrow Table, one row per finished epoch)."""
+        if self.table != "training_jobs":
+            raise MlevalError(f"job {self.id} is an inference job: per-epoch metrics belong to training jobs.")
+        from mleval.jobs.training import training_metrics
+
+        return training_metrics(self._ws, self.id)
+
+    @property
     def logs(self) -> str:
         return self.record["execution_logs"] or ""
 

@@ -1,0 +1,133 @@
+"""Fine-tuning on Ray Train (``mleval.jobs.training``) with a real local Ray: tiny data, imgsz 64.
+
+The 2-worker run is also the resume test: one worker is killed after the first epoch and the
+run has to resume from its checkpoint and complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from mleval.core.errors import ValidationError
+from mleval.jobs.training import start_training, training_metrics
+from mleval.synthetic import generate_shapes
+
+HYPERPARAMETERS = {"epochs": 3, "batch_size": 8, "learning_rate": 0.001, "imgsz": 64, "mosaic": 0.0,
+                   "warmup_epochs": 1}
+
+
+def _shapes_workspace(ws, tmp_path, *, train: int = 16, validation: int = 8):
+    shapes = tmp_path / "shapes"
+    synthetic = generate_shapes(shapes, train=train, validation=validation, test=0, image_size=64)
+    (shapes / "annotations").mkdir()
+    for split, stem in (("train", "train"), ("validation", "val")):
+        (shapes / "annotations" / f"instances_{stem}.json").write_text(json.dumps(synthetic.to_coco(split)))
+    report = ws.import_dataset(shapes, format="coco", name="shapes")
+    assert report.errors == []
+    return synthetic
+
+
+def _wait_for(predicate, timeout_s: float, poll_s: float = 0.2):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise TimeoutError(f"condition not met in {timeout_s} s")
+
+
+def _kill_rank_1(job) -> int:
+    """SIGKILL the rank-1 Ray Train worker of ``job`` (its pid is in the job's logs)."""
+    found = re.search(r"rank 1 pid (\d+)", job.logs)
+    assert found, job.logs
+    pid = int(found.group(1))
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def test_bad_hyperparameters_and_too_small_dataset_are_refused(ray_workspace, tmp_path):
+    ws = ray_workspace
+    _shapes_workspace(ws, tmp_path, train=3, validation=0)
+    with pytest.raises(ValidationError, match=r"'learning_rate'.*\[1e-08, 1.0\].*got 5"):
+        start_training(ws, "yolo11n", "shapes", hyperparameters={**HYPERPARAMETERS, "learning_rate": 5})
+    with pytest.raises(ValidationError, match="'epochs' is required"):
+        start_training(ws, "yolo11n", "shapes", hyperparameters={"batch_size": 8, "learning_rate": 0.01})
+    with pytest.raises(ValidationError, match="'imgsz' must be a multiple of 32"):
+        start_training(ws, "yolo11n", "shapes", hyperparameters={**HYPERPARAMETERS, "imgsz": 100})
+    with pytest.raises(ValidationError, match="unknown hyperparameter"):
+        start_training(ws, "yolo11n", "shapes", hyperparameters={**HYPERPARAMETERS, "lr": 0.1})
+    with pytest.raises(ValidationError, match=r"3 annotated training images \(minimum 2\) and 0 validation images "
+                                              r"\(minimum 1\)"):
+        start_training(ws, "yolo11n", "shapes", hyperparameters=HYPERPARAMETERS)
+    with pytest.raises(ValidationError, match="YOLO detection models"):
+        start_training(ws, "yolo11n-seg", "shapes", hyperparameters=HYPERPARAMETERS)
+    assert ws.sql("SELECT count(*) AS n FROM training_jobs").column("n")[0].as_py() == 0
+
+
+def test_two_worker_run_resumes_after_a_worker_dies_and_registers_a_loadable_model(ray_workspace, tmp_path):
+    ws = ray_workspace
+    _shapes_workspace(ws, tmp_path)
+    # Enough epochs (about 0.5 s each here) that the kill lands while the run goes on.
+    hyperparameters = {**HYPERPARAMETERS, "epochs": 20}
+    job = start_training(ws, "yolo11n", "shapes", hyperparameters=hyperparameters, workers=2, name="shapes-ft")
+    assert job.status in ("queued", "running")
+
+    # Metrics reach the catalog while the run goes on, not only at the end.
+    _wait_for(lambda: training_metrics(ws, job.id).num_rows >= 1, timeout_s=240, poll_s=0.05)
+    assert job.status == "running" and job.progress > 0
+    assert ws.sql(f"SELECT count(*) AS n FROM performance_metrics WHERE metric_type = 'mAP50' AND "
+                  f"json_extract_string(metadata, '$.training_job_id') = '{job.id}'").column("n")[0].as_py() >= 1
+    # Ray Train writes this snapshot once it has registered a checkpoint: only then can it resume.
+    snapshot = ws.root / "cache" / "training" / job.id / "ray" / f"training-{job.id}" / "checkpoint_manager_snapshot.json"
+    _wait_for(snapshot.exists, timeout_s=60, poll_s=0.05)
+    _kill_rank_1(job)
+
+    job.wait(timeout=300)
+    assert job.status == "completed"
+    assert "resumed from the checkpoint of epoch" in job.logs, job.logs
+    metadata = json.loads(job.record["metadata"])
+    assert metadata["resumed_from_epochs"] and metadata["resumed_from_epochs"][0] >= 1
+    metrics = training_metrics(ws, job.id)
+    assert metrics.column("epoch").to_pylist() == list(range(1, 21))
+    assert {"mAP50", "mAP50_95", "lr", "train/box_loss", "train/cls_loss", "train/dfl_loss"} <= set(
+        metrics.column_names)
+
+    model = ws.models.get(str(job.record["result_model_id"]))
+    assert model.name == "shapes-ft" and model.training_status == "trained"
+    assert model.parent_model_id == ws.models.get("yolo11n").id
+    assert model.model_path.startswith("sha256/")
+    assert model.metadata["zoo_entry"] == "yolo11n"
+    assert model.metadata["class_names"] == ["circle", "square", "triangle"][:len(model.metadata["class_names"])]
+    assert set(model.performance_metrics) >= {"mAP50", "mAP50_95"}
+    loaded = ws.models.load(model, imgsz=64)
+    assert loaded.weights.source == "registered"
+    assert loaded.predictor.class_names == tuple(model.metadata["class_names"])
+    predictions = loaded.predictor.predict([np.zeros((64, 64, 3), np.uint8)], conf=0.001)
+    assert len(predictions) == 1
+    result = ws.predict(model, ws.images.list(split="validation")[0], imgsz=64, conf=0.001, store=False)
+    assert result is not None
+
+
+def test_cancel_stops_a_running_training(ray_workspace, tmp_path):
+    ws = ray_workspace
+    _shapes_workspace(ws, tmp_path)
+    job = start_training(ws, "yolo11n", "shapes", hyperparameters={**HYPERPARAMETERS, "epochs": 200}, workers=1)
+    _wait_for(lambda: training_metrics(ws, job.id).num_rows >= 1, timeout_s=240)
+    job.cancel()
+    job.wait(timeout=120)
+    assert job.status == "cancelled"
+    _wait_for(lambda: "stopped" in job.logs, timeout_s=60)
+    done = training_metrics(ws, job.id).num_rows
+    assert 1 <= done < 200
+    model = ws.models.get(json.loads(job.record["metadata"])["result_model_id"])
+    _wait_for(lambda: ws.models.get(model.id).training_status == "failed", timeout_s=60)
+    assert ws.models.get(model.id).metadata["outcome"] == "cancelled"
+    assert job.record["result_model_id"] is None
