@@ -11,7 +11,7 @@ def _demo(args: argparse.Namespace) -> None:
 
     run_demo(DemoSettings(workspace=Path(args.workspace), train=args.train, validation=args.validation,
                           test=args.test, image_size=args.imgsz, seed=args.seed, port=args.port,
-                          keep_serving=args.keep_serving))
+                          keep_serving=args.keep_serving, epochs=args.epochs, workers=args.workers))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--test", type=int, default=64, help="test images (default: %(default)s)")
     demo.add_argument("--imgsz", type=int, default=128, help="image size in pixels (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    demo.add_argument("--epochs", type=int, default=30, help="fine-tuning epochs (default: %(default)s)")
+    demo.add_argument("--workers", type=int, default=1, help="Ray Train workers (default: %(default)s)")
     demo.add_argument("--port", type=int, default=8000, help="HTTP port of the deployed endpoint (default: %(default)s)")
     demo.add_argument("--keep-serving", action="store_true",
                       help="keep the deployed endpoint running after the report, until Ctrl-C")
