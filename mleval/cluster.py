@@ -23,9 +23,11 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
 
     if ray.is_initialized():
         return
-    # Keep Ray's own output to what matters for a notebook user.
+    # Workers' output stays in Ray's log files: jobs report progress, metrics and failures to
+    # the catalog (job.logs), and Ray Train's per-report lines would flood a notebook.
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    options = {"namespace": NAMESPACE, "ignore_reinit_error": True, "log_to_driver": True}
+    options = {"namespace": NAMESPACE, "ignore_reinit_error": True,
+               "log_to_driver": os.environ.get("MLEVAL_RAY_WORKER_LOGS") == "1"}
     if address is None or address == "local":
         options.update(include_dashboard=False, num_cpus=num_cpus)
     else:
