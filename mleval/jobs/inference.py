@@ -140,7 +140,7 @@ def _run_pipeline(ws: Workspace, job_id: str, model_id: str, image_ids: list[str
                                "imgsz": settings["imgsz"], "conf": settings["conf"]},
         batch_size=settings["batch_size"],
         batch_format="pyarrow",
-        concurrency=pool,
+        compute=ray.data.ActorPoolStrategy(size=pool),
         num_cpus=0 if settings["use_gpu"] else 1,
         num_gpus=1 if settings["use_gpu"] else 0,
     )
