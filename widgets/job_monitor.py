@@ -107,6 +107,8 @@ class JobMonitor(w.VBox):
     # -- training metrics ----------------------------------------------------------------------
     def metrics(self) -> pa.Table | None:
         """The job's per-epoch metrics table, where the handle has one (training jobs)."""
+        if getattr(self.handle, "table", "training_jobs") != "training_jobs":
+            return None  # inference jobs have no per-epoch metrics
         metrics = getattr(self.handle, "metrics", None)
         if callable(metrics):
             metrics = metrics()

@@ -319,9 +319,17 @@ def test_closing_the_job_monitor_stops_its_thread(ws, uploaded):
 
 
 def test_job_monitor_plots_training_metrics(ws, uploaded):
-    handle = _inference_job(ws, uploaded, status="running")
-    handle.metrics = pa.table({"epoch": [1, 2], "train/box_loss": [1.5, 1.1], "mAP50": [0.2, 0.4],
-                               "mAP50_95": [0.1, 0.2]})
+    # A training job row as the training driver writes it: per-epoch metrics in its metadata.
+    dataset = ws.datasets.create("d", images=uploaded)
+    job_id = new_id()
+    epochs = [{"epoch": 1, "train/box_loss": 1.5, "mAP50": 0.2, "mAP50_95": 0.1},
+              {"epoch": 2, "train/box_loss": 1.1, "mAP50": 0.4, "mAP50_95": 0.2}]
+    ws.catalog.insert("training_jobs", [{
+        "id": job_id, "base_model_id": ws.models.get("yolo11n").id, "dataset_id": dataset.id, "status": "running",
+        "hyperparameters": {"epochs": 2, "batch_size": 2, "learning_rate": 0.01}, "created_at": utc_now(),
+        "metadata": {"epochs": epochs}}])
+    handle = JobHandle(ws, "training_jobs", job_id)
+    assert handle.metrics.column("mAP50").to_pylist() == [0.2, 0.4]
     monitor = JobMonitor(handle, auto_start=False)
     assert bytes(monitor.plot.value).startswith(b"\x89PNG") and monitor.plot.layout.display is None
 
