@@ -43,6 +43,22 @@ def image_bytes(fmt: str = "PNG", *, mode: str = "RGB", size: tuple[int, int] = 
     return buffer.getvalue()
 
 
+def png_file(path, width: int, height: int, seed: int):
+    """A random RGB PNG of ``width`` x ``height`` written at ``path`` (folders created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def disk_rle(width: int, height: int, cx: float, cy: float, r: float) -> dict:
+    """The COCO RLE of a filled disk."""
+    from mleval.core import masks
+
+    yy, xx = np.mgrid[:height, :width]
+    return masks.mask_to_rle(((xx - cx) ** 2 + (yy - cy) ** 2) < r**2)
+
+
 @pytest.fixture
 def make_image():
     return image_bytes

@@ -12,27 +12,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import mleval
 from mleval.core import masks
 from mleval.core.errors import ValidationError
 from mleval.formats import LabelledDataset, LabelledImage, LabelledObject, read, write
 from mleval.synthetic import generate_shapes
+from tests.unit.conftest import disk_rle as _disk_rle
+from tests.unit.conftest import png_file as _png
 
 # -- data ------------------------------------------------------------------------------------
 
 
-def _png(path: Path, width: int, height: int, seed: int) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
-    return path
 
-
-def _disk_rle(width: int, height: int, cx: float, cy: float, r: float) -> dict:
-    yy, xx = np.mgrid[:height, :width]
-    return masks.mask_to_rle(((xx - cx) ** 2 + (yy - cy) ** 2) < r**2)
 
 
 def _hand_dataset(src: Path) -> LabelledDataset:
