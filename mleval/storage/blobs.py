@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 import pyarrow.fs as pafs
 
-from mleval.core.errors import MlevalError, NotFoundError
+from mleval.core.errors import NotFoundError
 
 CHUNK_BYTES = 1 << 20
 
@@ -140,12 +140,3 @@ class BlobStore:
 
     def delete(self, key: str) -> None:
         self._delete_path(self._path(key))
-
-    def check_writable(self) -> None:
-        probe = f"{self._root}/tmp/.write-check-{uuid.uuid4().hex}"
-        try:
-            with self._fs.open_output_stream(probe) as sink:
-                sink.write(b"ok")
-        except OSError as error:
-            raise MlevalError(f"cannot write to the blob store {self.root_uri}: {error}") from None
-        self._delete_path(probe)
