@@ -22,6 +22,7 @@ from mleval.images.probe import DEFAULT_MAX_PIXELS, ImageInfo, probe_image
 from mleval.storage.blobs import BlobStore, StoredBlob
 
 CHUNK_FILES = 256
+WHOLE_READ_BYTES = 4 << 20  # smaller files are read once; larger ones stream in chunks
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -110,6 +111,9 @@ def _probe_and_store(source: UploadSource, blobs: BlobStore, max_pixels: int) ->
     except IsADirectoryError:
         raise ImageFileError("is a folder, not a file.") from None
     with stream:
+        head = stream.read(WHOLE_READ_BYTES)
+        if len(head) < WHOLE_READ_BYTES:  # the whole file came in one read: probe and store from it
+            return probe_image(io.BytesIO(head), max_pixels=max_pixels), blobs.put_bytes(head)
         info = probe_image(stream, max_pixels=max_pixels)
         stream.seek(0)
         return info, blobs.put_stream(stream)
@@ -128,15 +132,23 @@ def upload_images(
 ) -> UploadReport:
     """Upload ``sources`` into ``split`` (and ``dataset_id`` when given); see module docstring."""
     sources = list(sources)
+    chunks = [sources[start:start + CHUNK_FILES] for start in range(0, len(sources), CHUNK_FILES)]
     report = UploadReport()
     seen: dict[str, str] = {}  # sha256 -> image id, across chunks of this upload
+    done = 0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for start in range(0, len(sources), CHUNK_FILES):
-            chunk = sources[start:start + CHUNK_FILES]
-            outcomes = list(pool.map(lambda s: _attempt(s, blobs, max_pixels), chunk))
+        def submit(chunk: list[UploadSource]) -> list:
+            return [pool.submit(_attempt, source, blobs, max_pixels) for source in chunk]
+
+        pending = submit(chunks[0]) if chunks else []
+        for index, chunk in enumerate(chunks):
+            outcomes = [future.result() for future in pending]
+            # The next chunk's files are read and stored while this one is recorded in the catalog.
+            pending = submit(chunks[index + 1]) if index + 1 < len(chunks) else []
             _record_chunk(catalog, chunk, outcomes, split, dataset_id, seen, report)
+            done += len(chunk)
             if progress is not None:
-                progress(min(start + CHUNK_FILES, len(sources)), len(sources))
+                progress(done, len(sources))
     return report
 
 
