@@ -130,13 +130,16 @@ class AnnotationCollection:
         ``creation_method`` defaults to user, ``review_state`` to the method's first state,
         ``id`` and timestamps are filled in.
         """
+        import pyarrow.compute as pc
+
         n = rows.num_rows
         if "creation_method" not in rows.column_names:
-            rows = rows.append_column("creation_method", pa.array([CreationMethod.USER.value] * n))
+            rows = rows.append_column("creation_method", pa.repeat(CreationMethod.USER.value, n))
         if "review_state" not in rows.column_names:
-            methods = rows.column("creation_method").to_pylist()
-            rows = rows.append_column("review_state", pa.array([initial_state(m) for m in methods]))
-        now = pa.array([utc_now()] * n, pa.timestamp("us", tz="UTC"))
+            is_model = pc.equal(rows.column("creation_method"), CreationMethod.MODEL.value)
+            rows = rows.append_column("review_state", pc.if_else(
+                is_model, initial_state(CreationMethod.MODEL.value), initial_state(CreationMethod.USER.value)))
+        now = pa.repeat(pa.scalar(utc_now(), pa.timestamp("us", tz="UTC")), n)
         for column in ("created_at", "updated_at"):
             if column not in rows.column_names:
                 rows = rows.append_column(column, now)

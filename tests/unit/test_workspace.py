@@ -233,3 +233,19 @@ def test_bulk_annotations_from_arrow(ws, uploaded):
     with pytest.raises(ValidationError, match="image_exists"):
         ws.annotations.add_batch(bad)
     assert ws.sql("SELECT count(*) AS n FROM annotations").column("n")[0].as_py() == n
+
+
+def test_bulk_annotations_start_in_their_methods_first_state(ws, uploaded):
+    import pyarrow as pa
+
+    model_id = ws.models.get("yolo11n").id
+    methods = ["user", "model", "model", "user"]
+    table = pa.table({
+        "image_id": [image.id for image in uploaded[:4]], "class_labels": [["a"]] * 4,
+        "bounding_boxes": pa.array([[[1.0, 1.0, 9.0, 9.0]]] * 4, pa.list_(pa.list_(pa.float64(), 4))),
+        "creation_method": methods, "model_id": [None if m == "user" else model_id for m in methods],
+    })
+    assert ws.annotations.add_batch(table) == 4
+    states = {str(a.image_id): (a.creation_method, a.review_state) for a in ws.annotations.list()}
+    assert [states[image.id] for image in uploaded[:4]] == [
+        ("user", "draft"), ("model", "generated"), ("model", "generated"), ("user", "draft")]
