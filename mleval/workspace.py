@@ -1,6 +1,7 @@
-"""The public entry point: ``Workspace.open(path)``.
+"""The public entry point: ``Workspace.open(path_or_uri)``.
 
-A workspace is a folder::
+A workspace is a folder, or a prefix on an object store (``s3://bucket/prefix``, or any
+URI pyarrow or fsspec can open, see ``mleval.storage.location``)::
 
     workspace.json     what this folder is, and which mleval created it
     catalog.duckdb     the entities (DuckDB), written by one process
@@ -9,94 +10,147 @@ A workspace is a folder::
 
 Without Ray the workspace opens the catalog file directly. With Ray connected (or a
 ``ray_address``), every process goes through the workspace's catalog owner actor.
+
+On an object store, blobs and Parquet tables live on the store, written and read through
+pyarrow filesystems (DuckDB scans the tables as pyarrow datasets: it needs no httpfs). The
+DuckDB file cannot be written there: it lives on the local disk of the process that owns
+the catalog (the catalog owner actor's node when Ray runs), in ``catalog_dir`` or
+``~/.cache/mleval/workspaces/<name>-<hash>/``, and is checkpointed to ``catalog/`` on the
+store every 30 s while it changes, on ``ws.checkpoint()`` and on ``ws.close()``. A machine
+without a local copy restores the last checkpoint. Limits: changes since the last
+checkpoint live only on the owner's disk until the next one; one process holds the
+catalog at a time (a lease on the store refuses a second one, see
+``mleval.catalog.replica``); files derived for local tools (training's YOLO export and
+checkpoints, weights handed to a framework) go to a scratch folder on the machine that
+needs them (:meth:`Workspace.scratch_dir`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 
 from mleval.catalog.catalog import Catalog, utc_now
+from mleval.catalog.replica import CATALOG_FILE, local_folder, open_catalog
 from mleval.cluster import ensure_ray, ray_is_running
 from mleval.core.errors import MlevalError
 from mleval.storage.blobs import BlobStore
+from mleval.storage.location import StorageLocation
 
 MARKER = "workspace.json"
 FORMAT = "mleval-workspace"
 
 
-def _local_root(path_or_uri: str | Path) -> Path:
-    text = str(path_or_uri)
-    if text.startswith("file://"):
-        text = text[len("file://"):]
-    elif "://" in text:
-        raise MlevalError(
-            f"workspace {text!r}: only local folders and file:// URIs can hold a workspace's catalog "
-            "in this version; put the workspace on a shared mount (NFS) to share it across a cluster."
-        )
-    return Path(text).expanduser().resolve()
+def _prepare_root(location: StorageLocation) -> None:
+    if location.is_local:
+        root = location.local_path
+        if root.exists() and not root.is_dir():
+            raise MlevalError(f"{root} is a file; a workspace is a folder. Pass a folder path.")
+        root.mkdir(parents=True, exist_ok=True)
+        return
+    try:
+        info = location.filesystem.get_file_info(location.path)
+        if info.type == pafs.FileType.File:
+            raise MlevalError(f"{location} is a file; a workspace is a folder (prefix). Pass a prefix.")
+        location.filesystem.create_dir(location.path, recursive=True)
+    except OSError as error:
+        raise MlevalError(f"workspace {location}: the store cannot be reached or written ({error}). Check that the "
+                          "bucket exists, the credentials (storage options or AWS_* environment variables) and the "
+                          "endpoint (storage_options={'endpoint_override': ...}).") from None
 
 
-def _write_marker(root: Path) -> None:
+def _write_marker(location: StorageLocation) -> None:
     from mleval import __version__
 
-    marker = root / MARKER
-    if marker.exists():
-        content = json.loads(marker.read_text())
-        if content.get("format") != FORMAT:
+    marker = location.join(MARKER)
+    existing = marker.read_bytes()
+    if existing is not None:
+        if json.loads(existing).get("format") != FORMAT:
             raise MlevalError(f"{marker} exists but does not describe an mleval workspace; choose another folder.")
         return
-    temporary = marker.with_suffix(".tmp")
-    temporary.write_text(json.dumps(
+    marker.write_bytes(json.dumps(
         {"format": FORMAT, "created_at": utc_now().isoformat(), "created_by": f"mleval {__version__}"}, indent=2
-    ))
-    os.replace(temporary, marker)
+    ).encode())
 
 
 class Workspace:
-    """A folder of images, annotations, models and results, with the API over them."""
+    """A folder (or object-store prefix) of images, annotations, models and results, with the API over them."""
 
-    def __init__(self, root: Path, catalog: Any, blobs: BlobStore):
-        self.root = root
+    def __init__(self, root: Path | StorageLocation, catalog: Any, blobs: BlobStore, *,
+                 catalog_dir: str | Path | None = None):
+        self.location = StorageLocation.parse(root)
         self.catalog = catalog
         self.blobs = blobs
+        self._catalog_dir = catalog_dir
 
     @classmethod
-    def open(cls, path_or_uri: str | Path, *, ray_address: str | None = None) -> Workspace:
+    def open(cls, path_or_uri: str | Path | StorageLocation, *, ray_address: str | None = None,
+             storage_options: dict[str, Any] | None = None, catalog_dir: str | Path | None = None) -> Workspace:
         """Create or open the workspace at ``path_or_uri``. Opening never rewrites existing data.
+
+        ``path_or_uri`` is a folder, a ``file://`` URI, or an object-store URI such as
+        ``s3://bucket/prefix`` (see the module docstring). ``storage_options`` configure its
+        filesystem (for S3, ``pyarrow.fs.S3FileSystem`` arguments: ``endpoint_override``,
+        ``region``, ``access_key``, ...); they travel with the workspace to Ray workers.
+        ``catalog_dir`` is the local folder for an object-store workspace's catalog file
+        (default ``~/.cache/mleval/workspaces/<name>-<hash>``).
 
         ``ray_address`` ("auto", "ray://head:10001", "local") connects this process to Ray
         and routes catalog access through the workspace's catalog owner actor.
         """
-        root = _local_root(path_or_uri)
-        if root.exists() and not root.is_dir():
-            raise MlevalError(f"{root} is a file; a workspace is a folder. Pass a folder path.")
-        root.mkdir(parents=True, exist_ok=True)
-        _write_marker(root)
-        blobs = BlobStore(root / "blobs")
+        location = StorageLocation.parse(path_or_uri, storage_options)
+        _prepare_root(location)
+        _write_marker(location)
+        blobs = BlobStore(location.join("blobs"))
         if ray_address is not None:
             ensure_ray(ray_address)
-        return cls(root, _open_catalog(root / "catalog.duckdb"), blobs)
+        return cls(location, _open_catalog(location, catalog_dir), blobs, catalog_dir=catalog_dir)
+
+    @property
+    def root(self) -> Path:
+        """The workspace folder on this machine (local workspaces only; see :attr:`location`)."""
+        if self.location.local_path is None:
+            raise MlevalError(f"the workspace {self.location} is on an object store and has no local folder: use "
+                              "ws.location (a StorageLocation) to reach its files, ws.scratch_dir() for local files.")
+        return self.location.local_path
 
     @property
     def catalog_path(self) -> Path:
-        return self.root / "catalog.duckdb"
+        """The catalog file: in the folder of a local workspace; for one on an object store, the local
+        copy on the machine of the process that holds it (this one, or the catalog owner's node)."""
+        if self.location.is_local:
+            return self.root / CATALOG_FILE
+        return Path(self.catalog.path)
 
     @property
     def uses_catalog_owner(self) -> bool:
         return not isinstance(self.catalog, Catalog)
+
+    def scratch_dir(self, *parts: str) -> Path:
+        """A folder on this machine's disk for files derived from the workspace (created): under
+        ``cache/`` in a local workspace's folder, under the workspace's local cache folder otherwise."""
+        base = self.root / "cache" if self.location.is_local else local_folder(self.location) / "cache"
+        folder = base.joinpath(*parts)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def checkpoint(self) -> bool:
+        """Upload the catalog to the object store now if it changed (also done every 30 s, and on
+        close). A local workspace's catalog is already in place: its file is just made whole.
+        Returns whether a copy was uploaded."""
+        return self.catalog.checkpoint()
 
     def attach_ray(self, address: str | None = None) -> None:
         """Connect to Ray (starting a local one if needed) and hand the catalog to its owner actor."""
         ensure_ray(address)
         if not self.uses_catalog_owner:
             self.catalog.close()
-            self.catalog = _open_catalog(self.catalog_path)
+            self.catalog = _open_catalog(self.location, self._catalog_dir)
 
     @cached_property
     def images(self):
@@ -262,6 +316,10 @@ class Workspace:
         return self.catalog.sql_readonly(query)
 
     def close(self) -> None:
+        """Close the catalog (a direct one on an object store is checkpointed first). Through the
+        catalog owner the catalog stays open for the other processes; it is checkpointed now."""
+        if self.uses_catalog_owner and not self.location.is_local:
+            self.catalog.checkpoint()
         self.catalog.close()
 
     def __enter__(self) -> Workspace:
@@ -272,12 +330,12 @@ class Workspace:
 
     def __repr__(self) -> str:
         mode = "catalog owner actor" if self.uses_catalog_owner else "direct catalog"
-        return f"Workspace({str(self.root)!r}, {mode})"
+        return f"Workspace({str(self.location)!r}, {mode})"
 
 
-def _open_catalog(path: Path) -> Any:
+def _open_catalog(location: StorageLocation, catalog_dir: str | Path | None) -> Any:
     if ray_is_running():
         from mleval.catalog.owner import connect_owner
 
-        return connect_owner(str(path))
-    return Catalog(path)
+        return connect_owner(location, catalog_dir)
+    return open_catalog(location, catalog_dir)

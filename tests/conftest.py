@@ -5,3 +5,5 @@ import tempfile
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_CONFIG_DIR", os.path.join(tempfile.gettempdir(), "mleval-tests-ultralytics"))
+
+pytest_plugins = ["tests.s3_server"]

@@ -24,6 +24,7 @@ from mleval.catalog.parquet_tables import PERFORMANCE_METRICS_SCHEMA, PREDICTION
 from mleval.catalog.schema import LATEST_VERSION, MIGRATIONS, MIGRATIONS_TABLE
 from mleval.core.enums import DatasetSplit
 from mleval.core.errors import CatalogBusyError, ConflictError, MlevalError, NotFoundError, ValidationError
+from mleval.storage.location import StorageLocation
 
 TABLES = tuple(rules.ENTITY_OF_TABLE)[:-1]  # performance_metrics live in Parquet, not in a table
 _READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
@@ -44,10 +45,15 @@ def new_id() -> str:
 
 
 class Catalog:
-    """Direct access to ``catalog.duckdb``. Only the process that owns the file uses this class."""
+    """Direct access to ``catalog.duckdb``. Only the process that owns the file uses this class.
 
-    def __init__(self, path: str | Path):
+    ``tables`` is where the Parquet tables live (by default ``tables/`` beside the file);
+    ``replica`` keeps the file checkpointed to an object store (see ``replica.py``).
+    """
+
+    def __init__(self, path: str | Path, *, tables: StorageLocation | None = None, replica: Any = None):
         self.path = str(path)
+        self._replica = replica
         try:
             self._con = duckdb.connect(self.path)
         except duckdb.IOException as error:
@@ -64,7 +70,8 @@ class Catalog:
         self._json_columns: dict[str, set[str]] = {}
         self._schemas: dict[str, pa.Schema] = {}
         self._migrate()
-        tables_root = Path(self.path).parent / "tables"
+        tables_root = tables or StorageLocation.parse(Path(self.path).parent / "tables")
+        self._parquet_files: dict[str, list[str]] = {}  # files of object-store tables, listed once
         self._parquet = {
             "performance_metrics": ParquetTable(
                 tables_root, "performance_metrics", PERFORMANCE_METRICS_SCHEMA, "month",
@@ -77,6 +84,9 @@ class Catalog:
         }
         for name in self._parquet:
             self._refresh_view(name)
+        self._open = True
+        if replica is not None:
+            replica.start(self.checkpoint, self.close)
 
     # -- lifecycle -------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -100,9 +110,29 @@ class Catalog:
     def schema_version(self) -> int:
         return self.query("SELECT max(version) AS v FROM schema_migrations").column("v")[0].as_py()
 
+    def checkpoint(self) -> bool:
+        """Write everything into the catalog file (DuckDB CHECKPOINT) and, for a workspace on an
+        object store, upload it when it changed. Returns whether a copy was uploaded."""
+        if self._replica is None:
+            with self._lock:
+                self._con.execute("CHECKPOINT")
+            return False
+        return self._replica.checkpoint(self._lock, self._flush)
+
+    def _flush(self) -> None:
+        if not self._open:
+            raise MlevalError(f"the catalog {self.path} is closed; open the workspace again to checkpoint it.")
+        self._con.execute("CHECKPOINT")
+
     def close(self) -> None:
-        with self._lock:
-            self._con.close()
+        """Close the file; a catalog kept on an object store is checkpointed first and its lease given up."""
+        try:
+            if self._replica is not None and self._open:
+                self._replica.stop(self.checkpoint)
+        finally:
+            with self._lock:
+                self._open = False
+                self._con.close()
 
     @contextmanager
     def _transaction(self):
@@ -264,8 +294,7 @@ class Catalog:
         with self._staged(staged):
             rules.find_violation(self._con, name, "staged")
         with self._lock:
-            table.append(staged)
-            self._refresh_view(name)
+            self._refresh_view(name, table.append(staged))
         return staged.num_rows
 
     def append_log(self, table: str, record_id: str, line: str) -> None:
@@ -276,10 +305,19 @@ class Catalog:
                 [f"{utc_now():%H:%M:%S} {line.rstrip()}\n", str(record_id)],
             )
 
-    def _refresh_view(self, name: str) -> None:
+    def _refresh_view(self, name: str, written: Sequence[str] = ()) -> None:
         # A temporary view: recreated at each open, so a moved workspace folder still reads.
+        table = self._parquet[name]
         with self._lock:
-            self._con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {self._parquet[name].view_sql()}")
+            if table.root.is_local:
+                source = table.local_source_sql()
+            else:  # no httpfs: DuckDB scans the files through pyarrow, listed once and then kept up to date
+                files = self._parquet_files.setdefault(name, table.files())
+                files.extend(path for path in written if path not in files)
+                source = f"{name}_parquet_files" if files else None
+                if source:
+                    self._con.register(source, table.dataset(files))
+            self._con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {table.view_sql(source)}")
 
     # -- splits and datasets ---------------------------------------------------------------
     def assign_split(self, image_ids: Sequence[str], split: str) -> int:

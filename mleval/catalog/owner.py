@@ -2,37 +2,49 @@
 
 DuckDB allows one writing process per file. When Ray runs, every process (notebook
 kernels, training workers, Serve replicas) reaches the catalog through this actor, one per
-workspace, and bulk rows travel as Arrow tables through Ray's object store.
+workspace, and bulk rows travel as Arrow tables through Ray's object store. For a workspace
+on an object store the actor keeps the file on its node's disk and checkpoints it to the
+store (see ``replica.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 from typing import Any
 
+from mleval.catalog.replica import CATALOG_FILE
 from mleval.cluster import NAMESPACE
 from mleval.core.errors import MlevalError
+from mleval.storage.location import StorageLocation
 
 # Catalog methods callable through the owner; reads and writes alike.
 REMOTE_METHODS = frozenset({
     "query", "query_rows", "sql_readonly", "get", "find_by_name", "insert", "update", "delete",
     "assign_split", "link_dataset_images", "append_rows", "append_log", "schema_version", "table_schema", "json_columns", "to_arrow",
+    "checkpoint",
 })
 
 
-def owner_name(catalog_path: str) -> str:
-    digest = hashlib.sha1(os.path.abspath(catalog_path).encode()).hexdigest()[:16]
+def owner_key(location: StorageLocation) -> str:
+    """What a workspace's owner is named after: its catalog file for a local folder, its URI otherwise."""
+    return str(location.local_path / CATALOG_FILE) if location.is_local else location.identity
+
+
+def owner_name(key: str) -> str:
+    """The actor name for ``key``: a catalog file's path (local workspaces) or a workspace URI."""
+    digest = hashlib.sha1((key if "://" in key else os.path.abspath(key)).encode()).hexdigest()[:16]
     return f"catalog-{digest}"
 
 
 class CatalogOwner:
     """Actor body: opens the catalog in the actor's process and serves calls one at a time."""
 
-    def __init__(self, catalog_path: str):
-        from mleval.catalog.catalog import Catalog
+    def __init__(self, location: StorageLocation, catalog_dir: str | None = None):
+        from mleval.catalog.replica import open_catalog
 
-        self._catalog = Catalog(catalog_path)
+        self._catalog = open_catalog(location, catalog_dir)
 
     def call(self, method: str, args: tuple, kwargs: dict) -> Any:
         if method not in REMOTE_METHODS:
@@ -41,6 +53,13 @@ class CatalogOwner:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def path(self) -> str:
+        return self._catalog.path
+
+    def close(self) -> None:
+        """Checkpoint (object-store workspaces) and close the file, before the actor is stopped."""
+        self._catalog.close()
 
 
 class RemoteCatalog:
@@ -75,13 +94,14 @@ class RemoteCatalog:
         """The owner is shared by every process on the workspace: closing a client leaves it running."""
 
 
-def connect_owner(catalog_path: str) -> RemoteCatalog:
-    """Get or start the workspace's catalog owner on this node (Ray must be connected)."""
+def connect_owner(location: StorageLocation, catalog_dir: str | Path | None = None) -> RemoteCatalog:
+    """Get or start the catalog owner of the workspace at ``location`` on this node (Ray must be
+    connected); ``catalog_dir`` is where a new owner keeps an object-store workspace's catalog."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     actor = ray.remote(CatalogOwner).options(
-        name=owner_name(catalog_path),
+        name=owner_name(owner_key(location)),
         namespace=NAMESPACE,
         lifetime="detached",
         get_if_exists=True,
@@ -90,22 +110,45 @@ def connect_owner(catalog_path: str) -> RemoteCatalog:
         # The file is on this node's disk (or a mount of it): keep its owner here.
         scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True),
     )
-    handle = actor.remote(os.path.abspath(catalog_path))
+    if catalog_dir is not None:  # resolved here: the actor's working directory may differ
+        catalog_dir = Path(catalog_dir).expanduser().resolve()
+    handle = actor.remote(location, None if catalog_dir is None else str(catalog_dir))
     try:
-        ray.get(handle.pid.remote())  # the file is open (or the reason it is not is known) before use
+        path = ray.get(handle.path.remote())  # the file is open (or the reason it is not is known) before use
     except ray.exceptions.RayActorError as error:
         cause = getattr(error, "cause", None) or error
-        raise MlevalError(f"the catalog owner for {catalog_path} could not start: {cause}") from None
-    return RemoteCatalog(handle, os.path.abspath(catalog_path))
+        if isinstance(cause, MlevalError):
+            raise cause from None
+        raise MlevalError(f"the catalog owner for {location} could not start: {cause}") from None
+    if catalog_dir is not None and Path(path).parent != catalog_dir:
+        raise MlevalError(f"the catalog owner of {location} already runs with its catalog at {path}, not in "
+                          f"catalog_dir={str(catalog_dir)!r}: leave catalog_dir out, or stop the owner first "
+                          "(mleval.catalog.owner.stop_owner(ws.location)) to move the catalog.")
+    return RemoteCatalog(handle, path)
 
 
-def stop_owner(catalog_path: str) -> bool:
-    """Stop the workspace's catalog owner, releasing the file. Returns False when none ran."""
+def stop_owner(workspace: str | StorageLocation) -> bool:
+    """Stop a workspace's catalog owner, releasing the file (checkpointed first when the workspace is
+    on an object store). ``workspace`` is its location or its catalog file's path. Returns False
+    when none ran."""
     import ray
 
+    key = owner_key(workspace) if isinstance(workspace, StorageLocation) else workspace
     try:
-        handle = ray.get_actor(owner_name(catalog_path), namespace=NAMESPACE)
+        handle = ray.get_actor(owner_name(key), namespace=NAMESPACE)
     except ValueError:
         return False
+    failure = None
+    try:
+        ray.get(handle.close.remote(), timeout=120)
+    except ray.exceptions.RayTaskError as error:  # it could not checkpoint: stop it, then say why
+        failure = error.cause if isinstance(error.cause, MlevalError) else error
+    except ray.exceptions.GetTimeoutError:
+        failure = MlevalError(f"the catalog owner of {key} did not close within 120 s; it was stopped, and what "
+                              "it wrote since its last checkpoint may be missing from the store.")
+    except ray.exceptions.RayActorError:
+        pass  # already dead: nothing left to close
     ray.kill(handle)
+    if failure is not None:
+        raise failure
     return True

@@ -8,10 +8,13 @@ import json
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mleval.cluster import NAMESPACE
 from mleval.deploy.stats import DeploymentStats
+
+if TYPE_CHECKING:
+    from mleval.storage.location import StorageLocation
 
 logger = logging.getLogger("mleval.deploy")
 
@@ -21,7 +24,7 @@ PERSIST_EVERY_S = 5.0
 Event = tuple[str | None, int, float, int]
 
 
-def collector_name(workspace_path: str, deployment_name: str) -> str:
+def collector_name(workspace_path: str | StorageLocation, deployment_name: str) -> str:
     import hashlib
 
     digest = hashlib.sha1(f"{workspace_path}\0{deployment_name}".encode()).hexdigest()[:12]
@@ -33,7 +36,7 @@ def _parse(value: Any) -> Any:
 
 
 class MetricsCollector:
-    def __init__(self, workspace_path: str, deployment_name: str, persist_every_s: float = PERSIST_EVERY_S):
+    def __init__(self, workspace_path: str | StorageLocation, deployment_name: str, persist_every_s: float = PERSIST_EVERY_S):
         self._path = workspace_path
         self._name = deployment_name
         self._lock = threading.Lock()
@@ -110,7 +113,7 @@ class MetricsCollector:
                 logger.warning("persisting deployment metrics failed: %s", error)
 
 
-def get_collector(workspace_path: str, deployment_name: str):
+def get_collector(workspace_path: str | StorageLocation, deployment_name: str):
     """The collector actor of ``deployment_name``, started if needed (needs Ray connected)."""
     import ray
 
@@ -120,7 +123,7 @@ def get_collector(workspace_path: str, deployment_name: str):
     ).remote(workspace_path, deployment_name)
 
 
-def kill_collector(workspace_path: str, deployment_name: str) -> None:
+def kill_collector(workspace_path: str | StorageLocation, deployment_name: str) -> None:
     import ray
 
     try:

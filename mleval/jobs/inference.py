@@ -20,6 +20,7 @@ from mleval.core.errors import TransitionError
 from mleval.jobs.handle import JobHandle
 
 if TYPE_CHECKING:
+    from mleval.storage.location import StorageLocation
     from mleval.workspace import Workspace
 
 PROGRESS_INTERVAL_S = 0.5
@@ -28,10 +29,10 @@ PROGRESS_INTERVAL_S = 0.5
 class PredictorActor:
     """Ray Data callable class: loads the model once, then predicts batches of image ids."""
 
-    def __init__(self, workspace_root: str, model_id: str, imgsz: int, conf: float):
+    def __init__(self, workspace: StorageLocation, model_id: str, imgsz: int, conf: float):
         from mleval.workspace import Workspace
 
-        self._ws = Workspace.open(workspace_root)
+        self._ws = Workspace.open(workspace)  # blobs read through the store's filesystem, rebuilt here
         self._predictor = self._ws.models.load(model_id, imgsz=imgsz).predictor
         self._conf = conf
 
@@ -75,7 +76,7 @@ def start_inference(
         "id": job_id, "model_id": model_id, "target_images": image_ids, "status": JobStatus.QUEUED.value,
         "progress_percentage": 0.0, "created_at": utc_now(), "metadata": {"settings": settings},
     }])
-    runner = ray.remote(num_cpus=0, max_retries=0)(run_inference_job).remote(str(ws.root), job_id, settings)
+    runner = ray.remote(num_cpus=0, max_retries=0)(run_inference_job).remote(ws.location, job_id, settings)
     return JobHandle(ws, "inference_jobs", job_id, runner)
 
 
@@ -88,11 +89,11 @@ def _pool_size(concurrency: int | None, use_gpu: bool, images: int, batch_size: 
     return max(1, min(wanted, -(-images // batch_size)))
 
 
-def run_inference_job(workspace_root: str, job_id: str, settings: dict) -> None:
+def run_inference_job(workspace: StorageLocation, job_id: str, settings: dict) -> None:
     """The driver task: runs the Ray Data pipeline and stores each batch as it lands."""
     from mleval.workspace import Workspace
 
-    ws = Workspace.open(workspace_root)
+    ws = Workspace.open(workspace)
     catalog = ws.catalog
     job = catalog.get("inference_jobs", job_id)
     image_ids = [str(i) for i in job["target_images"]]
@@ -136,7 +137,7 @@ def _run_pipeline(ws: Workspace, job_id: str, model_id: str, image_ids: list[str
     dataset = ray.data.from_arrow([items.slice(start, block_rows) for start in range(0, items.num_rows, block_rows)])
     predictions = dataset.map_batches(
         PredictorActor,
-        fn_constructor_kwargs={"workspace_root": str(ws.root), "model_id": model_id,
+        fn_constructor_kwargs={"workspace": ws.location, "model_id": model_id,
                                "imgsz": settings["imgsz"], "conf": settings["conf"]},
         batch_size=settings["batch_size"],
         batch_format="pyarrow",

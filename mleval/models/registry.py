@@ -113,16 +113,19 @@ class ModelRegistry:
         return self.get(model_id)
 
     def weights_file(self, model: ModelRecord) -> str | None:
-        """A local path (with the suffix frameworks expect) of a registered/trained model's weights."""
+        """A local path (with the suffix frameworks expect) of a registered/trained model's weights:
+        a link to the blob on a local disk, a downloaded copy from an object store."""
         if not model.model_path.startswith("sha256/"):
             return None
-        blob = self._ws.blobs.local_path(model.model_path)
-        if blob is None or not os.path.exists(blob):
+        if not self._ws.blobs.exists(model.model_path):
             raise ValidationError("model.model_path_accessible",
                                   f"weights of {model.name!r} ({model.model_path}) are missing from the blob store.")
-        link = self._ws.root / "cache" / "weights" / f"{model.model_path.rsplit('/', 1)[-1][:16]}.pt"
+        link = self._ws.scratch_dir("weights") / f"{model.model_path.rsplit('/', 1)[-1][:16]}.pt"
         if not link.exists():
-            link.parent.mkdir(parents=True, exist_ok=True)
+            blob = self._ws.blobs.local_path(model.model_path)
+            if blob is None:
+                self._ws.blobs.download(model.model_path, link)
+                return str(link)
             temporary = link.with_suffix(f".{os.getpid()}.tmp")
             os.symlink(blob, temporary)
             os.replace(temporary, link)

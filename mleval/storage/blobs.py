@@ -2,8 +2,8 @@
 
 Bytes are hashed while they stream to a temporary name and renamed into place once
 complete, so a crash never leaves half a blob under a real key, and the same bytes are
-stored once. Paths go through ``pyarrow.fs`` so a root such as ``s3://bucket/ws/blobs``
-works the same way as a local folder.
+stored once. Paths go through ``pyarrow.fs`` (see ``location.py``) so a root such as
+``s3://bucket/ws/blobs`` works the same way as a local folder.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import BinaryIO
 import pyarrow.fs as pafs
 
 from mleval.core.errors import NotFoundError
+from mleval.storage.location import StorageLocation
 
 CHUNK_BYTES = 1 << 20
 
@@ -35,21 +36,14 @@ def blob_key(sha256: str) -> str:
     return f"sha256/{sha256[:2]}/{sha256[2:]}"
 
 
-def filesystem_for(root: str | Path) -> tuple[pafs.FileSystem, str]:
-    """Resolve a local path or URI to a pyarrow filesystem and the path inside it."""
-    text = str(root)
-    if "://" in text:
-        return pafs.FileSystem.from_uri(text)
-    return pafs.LocalFileSystem(), os.path.abspath(text)
-
-
 class BlobStore:
     """Immutable blobs addressed by the sha256 of their bytes."""
 
-    def __init__(self, root: str | Path):
-        self.root_uri = str(root)
-        self._fs, self._root = filesystem_for(root)
-        self._local = isinstance(self._fs, pafs.LocalFileSystem)
+    def __init__(self, root: str | Path | StorageLocation):
+        location = StorageLocation.parse(root)
+        self.root_uri = str(location)
+        self._fs, self._root = location.filesystem, location.path
+        self._local = location.is_local
         self._fs.create_dir(f"{self._root}/tmp", recursive=True)
         self._made_dirs: set[str] = set()
 
@@ -137,6 +131,19 @@ class BlobStore:
     def local_path(self, key: str) -> str | None:
         """The blob's path on this machine's disk, or None for an object store."""
         return self._path(key) if self._local else None
+
+    def download(self, key: str, destination: str | Path) -> None:
+        """Copy the blob to a file on this machine (written to a temporary name, renamed into place)."""
+        destination = Path(destination)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        temporary = destination.with_name(f"{destination.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with self.open(key) as source, open(temporary, "wb") as sink:
+                while chunk := source.read(CHUNK_BYTES):
+                    sink.write(chunk)
+            os.replace(temporary, destination)
+        finally:
+            temporary.unlink(missing_ok=True)
 
     def delete(self, key: str) -> None:
         self._delete_path(self._path(key))

@@ -25,11 +25,14 @@ from mleval.core.errors import MlevalError, TransitionError, ValidationError
 from mleval.jobs.handle import JobHandle
 
 if TYPE_CHECKING:
+    from mleval.storage.location import StorageLocation
     from mleval.workspace import Workspace
 
 MIN_TRAIN_IMAGES = 2
 MIN_VALIDATION_IMAGES = 1
 OPTIMIZERS = ("SGD", "Adam", "AdamW")
+# Ray placement group strategies for the worker group (ray.train.ScalingConfig.placement_strategy).
+PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 
 # name -> (type, minimum, maximum, default); None default = required
 HYPERPARAMETERS: dict[str, tuple[type, float, float, Any]] = {
@@ -131,18 +134,26 @@ def start_training(
     workers: int = 1,
     use_gpu: bool = False,
     name: str | None = None,
+    placement_strategy: str = "PACK",
 ) -> JobHandle:
     """Fine-tune ``base_model`` on ``dataset`` with Ray Train on ``workers`` workers; returns a handle at once.
 
     ``hyperparameters``: required ``epochs``, ``batch_size`` (total over workers), ``learning_rate``;
     optional ``patience``, ``imgsz``, ``optimizer``, ``weight_decay``, ``warmup_epochs``, ``mosaic``,
     ``fliplr``, ``seed`` (see ``HYPERPARAMETERS``). The result model is named ``name`` (default
-    ``<base>-ft-<job id prefix>``).
+    ``<base>-ft-<job id prefix>``). ``placement_strategy`` places the workers on the cluster's nodes:
+    ``"PACK"`` (default: as few nodes as fit, the fastest gradient exchange) or ``"SPREAD"`` (one node
+    each where possible, e.g. CPU workers that each want a node's cores and memory); the ``STRICT_``
+    forms wait until that placement is possible.
     """
     import ray
 
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValidationError("training_job.workers", f"workers must be an integer >= 1; got {workers!r}.")
+    if placement_strategy not in PLACEMENT_STRATEGIES:
+        raise ValidationError("training_job.placement_strategy",
+                              f"placement_strategy must be one of {', '.join(PLACEMENT_STRATEGIES)}; "
+                              f"got {placement_strategy!r}.")
     hp = validate_hyperparameters(hyperparameters, workers=workers)
     base = ws.models.get(base_model)
     entry = _base_entry(base)
@@ -160,13 +171,14 @@ def start_training(
         "training_status": TrainingStatus.TRAINING.value, "parent_model_id": base.id, "created_at": now,
         "updated_at": now, "metadata": {"zoo_entry": entry.name, "task": entry.task, "training_job_id": job_id},
     }])
-    settings = {"workers": workers, "use_gpu": use_gpu, "result_model_id": model_id}
+    settings = {"workers": workers, "use_gpu": use_gpu, "placement_strategy": placement_strategy,
+                "result_model_id": model_id}
     ws.catalog.insert("training_jobs", [{
         "id": job_id, "base_model_id": base.id, "dataset_id": data.id, "status": JobStatus.QUEUED.value,
         "progress_percentage": 0.0, "hyperparameters": hp, "created_at": now,
         "metadata": {"settings": settings, "result_model_id": model_id, "epochs": []},
     }])
-    runner = ray.remote(num_cpus=0, max_retries=0)(run_training_job).remote(str(ws.root), job_id)
+    runner = ray.remote(num_cpus=0, max_retries=0)(run_training_job).remote(ws.location, job_id)
     return JobHandle(ws, "training_jobs", job_id, runner)
 
 
@@ -184,11 +196,11 @@ def training_metrics(ws: Workspace, job_id: str) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-def run_training_job(workspace_root: str, job_id: str) -> None:
+def run_training_job(workspace: StorageLocation, job_id: str) -> None:
     """The driver task: export, Ray Train run, result model (see the module docstring)."""
     from mleval.workspace import Workspace
 
-    ws = Workspace.open(workspace_root)
+    ws = Workspace.open(workspace)
     catalog = ws.catalog
     job = catalog.get("training_jobs", job_id)
     model_id = _json(job["metadata"])["result_model_id"]
@@ -233,8 +245,9 @@ def _run(ws: Workspace, job_id: str, job: dict[str, Any], model_id: str) -> None
     catalog = ws.catalog
     hp = _json(job["hyperparameters"])
     settings = _json(job["metadata"])["settings"]
-    folder = ws.root / "cache" / "training" / job_id
-    folder.mkdir(parents=True, exist_ok=True)
+    # Local scratch of the driver's node: the YOLO layout ultralytics reads, Ray Train's checkpoints and
+    # best.pt (a blob once the job ends). Workers on other nodes need it on a shared mount.
+    folder = ws.scratch_dir("training", job_id)
     export = ws.export(dataset=str(job["dataset_id"]), format="yolo", path=folder / "data", link_images=True)
     catalog.append_log("training_jobs", job_id, f"exported {export.images} images, {export.objects} objects, "
                                                 f"{len(export.categories)} classes: {export.categories}")
@@ -244,7 +257,7 @@ def _run(ws: Workspace, job_id: str, job: dict[str, Any], model_id: str) -> None
     workers = settings["workers"]
     cpus = int(ray.cluster_resources().get("CPU", 1))
     config = {
-        "workspace_root": str(ws.root), "job_id": job_id, "result_model_id": model_id,
+        "workspace": ws.location, "job_id": job_id, "result_model_id": model_id,
         "dataset_id": str(job["dataset_id"]), "hyperparameters": hp,
         "names": dict(enumerate(export.categories)), "weights_location": weights.location,
         "train_path": str(folder / "data" / "images" / "train"), "val_path": str(folder / "data" / "images" / "val"),
@@ -254,13 +267,15 @@ def _run(ws: Workspace, job_id: str, job: dict[str, Any], model_id: str) -> None
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=config,
-        scaling_config=ScalingConfig(num_workers=workers, use_gpu=settings["use_gpu"]),
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=settings["use_gpu"],
+                                     placement_strategy=settings["placement_strategy"]),
         run_config=RunConfig(name=f"training-{job_id}", storage_path=str(folder / "ray"),
                              failure_config=FailureConfig(max_failures=2),
                              checkpoint_config=CheckpointConfig(num_to_keep=2)),
     )
     catalog.append_log("training_jobs", job_id, f"starting Ray Train: {workers} worker(s), "
-                                                f"{'GPU' if settings['use_gpu'] else 'CPU'}")
+                                                f"{'GPU' if settings['use_gpu'] else 'CPU'}, "
+                                                f"placement {settings['placement_strategy']}")
     trainer.fit()
     if catalog.get("training_jobs", job_id)["status"] == JobStatus.CANCELLED.value:
         _end_model(ws, model_id, cancelled=True)

@@ -128,10 +128,10 @@ def validate(model, loader, gt: dict[str, Any], index_of: dict[str, int], device
 class _Reporter:
     """Rank 0's link to the catalog: progress, the per-epoch metrics list, metric rows, log lines."""
 
-    def __init__(self, workspace_root: str, job_id: str, result_model_id: str, dataset_id: str):
+    def __init__(self, workspace: Any, job_id: str, result_model_id: str, dataset_id: str):
         from mleval.workspace import Workspace
 
-        self.ws = Workspace.open(workspace_root)
+        self.ws = Workspace.open(workspace)
         self.job_id, self.model_id, self.dataset_id = job_id, result_model_id, dataset_id
         self._last_check = 0.0
         self._cancelled = False
@@ -216,7 +216,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     names = {int(k): v for k, v in config["names"].items()}
     data = {"names": names, "nc": len(names), "channels": 3, "train": config["train_path"], "val": config["val_path"]}
     init_seeds(hp["seed"] + 1 + rank, deterministic=True)
-    reporter = _Reporter(config["workspace_root"], config["job_id"], config["result_model_id"],
+    reporter = _Reporter(config["workspace"], config["job_id"], config["result_model_id"],
                          config["dataset_id"]) if rank == 0 else None
 
     model = build_model(config["weights_location"], names, args)
