@@ -33,6 +33,7 @@ from mleval.deploy.keys import hash_api_key, key_table
 from mleval.deploy.limits import KeyRateLimiter, parse_rate_limit, retry_after_header
 from mleval.deploy.monitor import get_collector
 from mleval.deploy.schemas import ErrorResponse, HealthResponse, PredictJSONRequest, PredictResponse, Timings
+from mleval.storage.location import StorageLocation
 
 logger = logging.getLogger("mleval.serve")
 
@@ -191,7 +192,7 @@ def _decode(data: bytes, max_pixels: int) -> np.ndarray:
 @serve.deployment(name="Model", max_ongoing_requests=32, graceful_shutdown_timeout_s=30)
 @serve.ingress(api)
 class ModelServer:
-    def __init__(self, workspace_path: str, deployment_name: str):
+    def __init__(self, workspace_path: str | StorageLocation, deployment_name: str):
         from mleval.workspace import Workspace
 
         self._ws = Workspace.open(workspace_path)
@@ -284,7 +285,7 @@ class ModelServer:
                 logger.warning("metrics flush failed: %s", error)
 
     # -- the model call ----------------------------------------------------------------------
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0)
     async def _predict_batch(self, items: list[tuple[_Serving, np.ndarray, float]]) -> list[tuple[Any, int]]:
         groups: dict[int, list[int]] = {}
         for index, (item_serving, _, _) in enumerate(items):
@@ -368,14 +369,14 @@ class ModelServer:
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
-def build_app(*, workspace_path: str, deployment_name: str, config: dict[str, Any], replicas: int = 1,
-              autoscaling: dict | None = None, gpu: bool = False, cpus_per_replica: float = 1.0):
+def build_app(*, workspace_path: str | StorageLocation, deployment_name: str, config: dict[str, Any],
+              replicas: int = 1, autoscaling: dict | None = None, gpu: bool = False, cpus_per_replica: float = 1.0):
     """The Serve application of one version. The deployment's ``version`` stays the same across
     model versions, so Serve updates running replicas in place through ``reconfigure``."""
     from mleval import __version__
 
     resources = {"num_cpus": cpus_per_replica, "num_gpus": 1 if gpu else 0}
-    identity = hashlib.sha1(repr((__version__, workspace_path, deployment_name, sorted(resources.items())))
+    identity = hashlib.sha1(repr((__version__, str(workspace_path), deployment_name, sorted(resources.items())))
                             .encode()).hexdigest()[:12]
     options: dict[str, Any] = {
         "user_config": config, "ray_actor_options": resources,
@@ -403,8 +404,9 @@ def app_builder(args: dict[str, Any]):
     try:
         workspace, model = args.pop("workspace"), args.pop("model")
     except KeyError as missing:
-        raise ValueError(f"app_builder needs the argument {missing}: the workspace folder and the model name.") from None
+        raise ValueError(f"app_builder needs the argument {missing}: the workspace (folder or URI) and the model "
+                         "name.") from None
     ws = Workspace.open(workspace)
     prepared = prepare_version(ws, model, **args)
-    return build_app(workspace_path=str(ws.root), deployment_name=prepared.name, config=prepared.config,
+    return build_app(workspace_path=ws.location, deployment_name=prepared.name, config=prepared.config,
                      **prepared.serve_options)

@@ -110,7 +110,7 @@ def prepare_version(
     version: str = "1.0.0",
     replicas: int = 1,
     max_batch_size: int = 8,
-    batch_wait_timeout_s: float = 0.01,
+    batch_wait_timeout_s: float = 0.0,
     autoscaling: dict | None = None,
     rate_limit: str | None = "20/s",
     gpu: bool = False,
@@ -179,7 +179,7 @@ def _launch(ws: Workspace, row_id: str) -> DeploymentHandle:
     configuration = record.configuration
     try:
         serve.start(http_options={"host": configuration["host"], "port": int(configuration["port"])})
-        app = build_app(workspace_path=str(ws.root), deployment_name=record.name, config=prepared.config,
+        app = build_app(workspace_path=ws.location, deployment_name=record.name, config=prepared.config,
                         **prepared.serve_options)
         serve.run(app, name=record.name, route_prefix=configuration["route_prefix"], blocking=False)
     except Exception as error:
@@ -209,7 +209,7 @@ def deploy(
     version: str = "1.0.0",
     replicas: int = 1,
     max_batch_size: int = 8,
-    batch_wait_timeout_s: float = 0.01,
+    batch_wait_timeout_s: float = 0.0,
     autoscaling: dict | None = None,
     rate_limit: str | None = "20/s",
     gpu: bool = False,
@@ -226,7 +226,9 @@ def deploy(
 
     Deploying another ``version`` of the same ``name`` updates the running replicas in place
     (no request refused); ``rate_limit`` ("20/s", "600/min" or None) applies per API key;
-    ``max_batch_size`` / ``batch_wait_timeout_s`` shape Serve's dynamic batching;
+    ``max_batch_size`` / ``batch_wait_timeout_s`` shape Serve's dynamic batching (with the
+    default wait of 0, a lone request goes straight to the model and requests that arrive
+    while the model is busy form the next batch; a GPU gains from a few milliseconds' wait);
     ``autoscaling`` is Serve's autoscaling_config (it replaces ``replicas``); ``imgsz`` and
     ``conf`` are the model's input size (pixels) and default score threshold; uploads over
     ``max_upload_bytes`` or ``max_pixels`` are refused with 413.
@@ -318,7 +320,7 @@ class DeploymentHandle:
 
             from mleval.deploy.monitor import get_collector
 
-            collector = get_collector(str(self._ws.root), self.name)
+            collector = get_collector(self._ws.location, self.name)
             return ray.get(collector.summary.remote(self.id, self.version))
         return (self.record.performance_monitoring or {}).get("summary") or {}
 
@@ -328,7 +330,7 @@ class DeploymentHandle:
 
         from mleval.deploy.monitor import get_collector
 
-        ray.get(get_collector(str(self._ws.root), self.name).persist.remote())
+        ray.get(get_collector(self._ws.location, self.name).persist.remote())
 
     # -- lifecycle -------------------------------------------------------------------------
     def rollback(self) -> DeploymentHandle:
@@ -365,7 +367,7 @@ class DeploymentHandle:
         name, rows = self.name, self._rows()
         self._ws.attach_ray()
         serve.delete(name)
-        kill_collector(str(self._ws.root), name)
+        kill_collector(self._ws.location, name)
         self._ws.catalog.delete("deployments", [r.id for r in rows])
 
     def __repr__(self) -> str:
