@@ -235,13 +235,14 @@ class Workspace:
                                concurrency=concurrency, use_gpu=use_gpu)
 
     def train(self, base_model: Any, dataset: Any, *, hyperparameters: dict, workers: int = 1,
-              use_gpu: bool | None = None, name: str | None = None):
+              use_gpu: bool | None = None, name: str | None = None, placement_strategy: str = "PACK"):
         """Fine-tune a YOLO detector on a dataset's ground truth with Ray Train (DDP over ``workers``).
 
         ``hyperparameters`` needs epochs, batch_size and learning_rate (optional: patience, imgsz,
         optimizer, weight_decay, warmup_epochs, mosaic, fliplr, seed). Returns a job handle at once
         (``.progress``, ``.metrics`` per epoch, ``.logs``, ``.wait()``, ``.cancel()``); when it completes,
         ``job.record["result_model_id"]`` is the new model, ready for inference, evaluation and deployment.
+        ``placement_strategy`` ("PACK" or "SPREAD") places the workers on a cluster's nodes.
         """
         from mleval.jobs.training import start_training
 
@@ -251,7 +252,7 @@ class Workspace:
 
             use_gpu = ray.cluster_resources().get("GPU", 0) > 0
         return start_training(self, base_model, dataset, hyperparameters=hyperparameters, workers=workers,
-                              use_gpu=use_gpu, name=name)
+                              use_gpu=use_gpu, name=name, placement_strategy=placement_strategy)
 
     def evaluate(self, model: Any, dataset: Any, *, split: str = "test", iou_type: str = "bbox",
                  conf: float = 0.001, imgsz: int = 640, key: str | None = None, batch_size: int = 8,

@@ -107,8 +107,9 @@ def connect_owner(location: StorageLocation, catalog_dir: str | Path | None = No
         get_if_exists=True,
         num_cpus=0,
         max_restarts=-1,
-        # The file is on this node's disk (or a mount of it): keep its owner here.
-        scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True),
+        # The file is on this node's disk (or a mount of it): keep its owner here. Not soft: Ray places a
+        # zero-CPU actor with soft affinity on another node more often than not.
+        scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False),
     )
     if catalog_dir is not None:  # resolved here: the actor's working directory may differ
         catalog_dir = Path(catalog_dir).expanduser().resolve()
