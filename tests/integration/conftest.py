@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def import_shapes(ws, folder: Path, *, train: int = 16, validation: int = 8):
+    """Synthetic shapes (64x64 images, ``mleval.synthetic``) imported as dataset ``shapes`` through COCO."""
+    from mleval.synthetic import generate_shapes
+
+    shapes = folder / "shapes"
+    synthetic = generate_shapes(shapes, train=train, validation=validation, test=0, image_size=64)
+    (shapes / "annotations").mkdir()
+    for split, stem in (("train", "train"), ("validation", "val")):
+        (shapes / "annotations" / f"instances_{stem}.json").write_text(json.dumps(synthetic.to_coco(split)))
+    report = ws.import_dataset(shapes, format="coco", name="shapes")
+    assert report.errors == []
+    return synthetic
 
 
 def pytest_collection_modifyitems(items):

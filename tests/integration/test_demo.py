@@ -5,14 +5,13 @@ from mleval.demo import DemoSettings, run_demo
 
 
 def test_demo_runs_and_a_second_run_reuses_the_workspace(ray_session, tmp_path):
-    from mleval.catalog.owner import stop_owner
-
     from ray import serve
 
-    from tests.integration.test_deploy import _free_port
+    from mleval.catalog.owner import stop_owner
+    from tests.integration.conftest import free_port
 
     settings = DemoSettings(workspace=tmp_path / "demo", train=6, validation=3, test=3, image_size=64,
-                            assist_images=1, port=_free_port(), epochs=2)
+                            assist_images=1, port=free_port(), epochs=2)
     first = run_demo(settings)
     assert "12 uploaded, 0 already there" in first.summary["images"]
     second = run_demo(settings)

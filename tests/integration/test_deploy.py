@@ -5,20 +5,14 @@ from __future__ import annotations
 
 import base64
 import re
-import socket
 import threading
 import time
 
 import pytest
 import requests
 
+from tests.integration.conftest import free_port
 from tests.unit.conftest import image_bytes
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +22,7 @@ def served(ray_session, tmp_path_factory):
     from mleval.deploy import deploy
 
     ws = mleval.Workspace.open(tmp_path_factory.mktemp("deploy") / "ws")
-    dep = deploy(ws, "yolo11n", name="det", imgsz=64, conf=0.0, port=_free_port(), rate_limit="10/s",
+    dep = deploy(ws, "yolo11n", name="det", imgsz=64, conf=0.0, port=free_port(), rate_limit="10/s",
                  max_upload_bytes=200_000, max_pixels=200_000, max_batch_size=4)
     yield ws, dep
     dep.delete()

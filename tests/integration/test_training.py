@@ -17,21 +17,10 @@ import pytest
 
 from mleval.core.errors import ValidationError
 from mleval.jobs.training import start_training, training_metrics
-from mleval.synthetic import generate_shapes
+from tests.integration.conftest import import_shapes
 
 HYPERPARAMETERS = {"epochs": 3, "batch_size": 8, "learning_rate": 0.001, "imgsz": 64, "mosaic": 0.0,
                    "warmup_epochs": 1}
-
-
-def _shapes_workspace(ws, tmp_path, *, train: int = 16, validation: int = 8):
-    shapes = tmp_path / "shapes"
-    synthetic = generate_shapes(shapes, train=train, validation=validation, test=0, image_size=64)
-    (shapes / "annotations").mkdir()
-    for split, stem in (("train", "train"), ("validation", "val")):
-        (shapes / "annotations" / f"instances_{stem}.json").write_text(json.dumps(synthetic.to_coco(split)))
-    report = ws.import_dataset(shapes, format="coco", name="shapes")
-    assert report.errors == []
-    return synthetic
 
 
 def _wait_for(predicate, timeout_s: float, poll_s: float = 0.2):
@@ -55,7 +44,7 @@ def _kill_rank_1(job) -> int:
 
 def test_bad_hyperparameters_and_too_small_dataset_are_refused(ray_workspace, tmp_path):
     ws = ray_workspace
-    _shapes_workspace(ws, tmp_path, train=3, validation=0)
+    import_shapes(ws, tmp_path, train=3, validation=0)
     with pytest.raises(ValidationError, match=r"'learning_rate'.*\[1e-08, 1.0\].*got 5"):
         start_training(ws, "yolo11n", "shapes", hyperparameters={**HYPERPARAMETERS, "learning_rate": 5})
     with pytest.raises(ValidationError, match="'epochs' is required"):
@@ -69,12 +58,14 @@ def test_bad_hyperparameters_and_too_small_dataset_are_refused(ray_workspace, tm
         start_training(ws, "yolo11n", "shapes", hyperparameters=HYPERPARAMETERS)
     with pytest.raises(ValidationError, match="YOLO detection models"):
         start_training(ws, "yolo11n-seg", "shapes", hyperparameters=HYPERPARAMETERS)
+    with pytest.raises(ValidationError, match="placement_strategy must be one of PACK, SPREAD.*got 'spread'"):
+        start_training(ws, "yolo11n", "shapes", hyperparameters=HYPERPARAMETERS, placement_strategy="spread")
     assert ws.sql("SELECT count(*) AS n FROM training_jobs").column("n")[0].as_py() == 0
 
 
 def test_two_worker_run_resumes_after_a_worker_dies_and_registers_a_loadable_model(ray_workspace, tmp_path):
     ws = ray_workspace
-    _shapes_workspace(ws, tmp_path)
+    import_shapes(ws, tmp_path)
     # Enough epochs (about 0.5 s each here) that the kill lands while the run goes on.
     hyperparameters = {**HYPERPARAMETERS, "epochs": 20}
     job = start_training(ws, "yolo11n", "shapes", hyperparameters=hyperparameters, workers=2, name="shapes-ft")
@@ -118,7 +109,7 @@ def test_two_worker_run_resumes_after_a_worker_dies_and_registers_a_loadable_mod
 
 def test_cancel_stops_a_running_training(ray_workspace, tmp_path):
     ws = ray_workspace
-    _shapes_workspace(ws, tmp_path)
+    import_shapes(ws, tmp_path)
     job = start_training(ws, "yolo11n", "shapes", hyperparameters={**HYPERPARAMETERS, "epochs": 200}, workers=1)
     _wait_for(lambda: training_metrics(ws, job.id).num_rows >= 1, timeout_s=240)
     job.cancel()
