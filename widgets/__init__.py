@@ -2,8 +2,9 @@
 
 from widgets.annotator import Annotator
 from widgets.comparison import ComparisonView
+from widgets.deployment_panel import DeploymentPanel
 from widgets.gallery import Gallery
 from widgets.job_monitor import JobMonitor
 from widgets.uploader import Uploader
 
-__all__ = ["Annotator", "ComparisonView", "Gallery", "JobMonitor", "Uploader"]
+__all__ = ["Annotator", "ComparisonView", "DeploymentPanel", "Gallery", "JobMonitor", "Uploader"]

@@ -1,8 +1,10 @@
-"""The notebooks run top to bottom, headless, in a kernel of this Python (the venv's)."""
+"""The notebooks run top to bottom, headless, in a kernel of this Python (the venv's); 02 and 03 in a
+kernel attached to the session's Ray."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -22,10 +24,9 @@ def _outputs_text(nb) -> str:
     return "\n".join(texts)
 
 
-@pytest.mark.parametrize("name", ["01_quickstart.ipynb"])
-def test_notebook_runs_without_errors(name, tmp_path, monkeypatch):
-    monkeypatch.setenv("MLEVAL_QUICKSTART_WORKSPACE", str(tmp_path / "ws"))  # the kernel inherits it
-    monkeypatch.setenv("MLEVAL_OFFLINE", "1")  # random weights at once, no download attempt
+def _execute(name: str, tmp_path: Path):
+    """Run the notebook in a fresh kernel (cwd ``tmp_path``); its executed copy is kept there.
+    Returns it after checking that no cell raised and that the kernel was this venv's Python."""
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     # kernelspec "python3" says argv "python": jupyter_client runs it as sys.executable, this venv's
     client = NotebookClient(nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(tmp_path)}})
@@ -37,13 +38,79 @@ def test_notebook_runs_without_errors(name, tmp_path, monkeypatch):
     errors = [(i, o) for i, cell in enumerate(nb.cells) for o in cell.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors, json.dumps([(i, o.get("ename"), o.get("evalue")) for i, o in errors])
+    assert f"kernel python: {sys.executable}" in _outputs_text(nb)
+    return nb
+
+
+def _widget_views(nb) -> int:
+    return len([o for cell in nb.cells for o in cell.get("outputs", [])
+                if "application/vnd.jupyter.widget-view+json" in o.get("data", {})])
+
+
+def test_quickstart_notebook(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLEVAL_QUICKSTART_WORKSPACE", str(tmp_path / "ws"))  # the kernel inherits it
+    monkeypatch.setenv("MLEVAL_OFFLINE", "1")  # random weights at once, no download attempt
+    nb = _execute("01_quickstart.ipynb", tmp_path)
     text = _outputs_text(nb)
-    assert f"kernel python: {sys.executable}" in text
     assert "direct catalog" in text  # no Ray: the kernel opened the catalog itself
     assert "Saved" in text
-    views = [o for cell in nb.cells for o in cell.get("outputs", [])
-             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    assert len(views) >= 3  # uploader, gallery and annotator were displayed as widgets
+    assert _widget_views(nb) >= 3  # uploader, gallery and annotator were displayed as widgets
+
+
+@pytest.fixture
+def kernel_on_session_ray(ray_session, tmp_path, monkeypatch):
+    """The notebook kernel attaches to this session's Ray (no second Ray on the machine); yields its
+    workspace folder. Afterwards the workspace's catalog owner actor, which outlives the kernel, is stopped."""
+    from mleval.catalog.owner import stop_owner
+
+    monkeypatch.setenv("RAY_ADDRESS", ray_session.get_runtime_context().gcs_address)
+    monkeypatch.setenv("MLEVAL_OFFLINE", "1")
+    workspace = tmp_path / "ws"
+    yield workspace
+    stop_owner(str(workspace / "catalog.duckdb"))
+
+
+def test_train_and_compare_notebook(kernel_on_session_ray, tmp_path, monkeypatch):
+    import mleval
+
+    monkeypatch.setenv("MLEVAL_TRAIN_WORKSPACE", str(kernel_on_session_ray))
+    nb = _execute("02_train_and_compare.ipynb", tmp_path)
+    text = _outputs_text(nb)
+    assert "catalog owner actor" in text  # the kernel attached to Ray
+    assert "trained model: yolo11n-ft-" in text
+    assert _widget_views(nb) >= 3  # gallery, job monitor and comparison view
+
+    ws = mleval.Workspace.open(kernel_on_session_ray)  # through the same catalog owner
+    [job] = ws.sql("SELECT id, status, result_model_id FROM training_jobs").to_pylist()
+    assert job["status"] == "completed"
+    trained = ws.models.get(str(job["result_model_id"])).name
+    runs = ws.sql("SELECT m.name FROM evaluation_runs r JOIN models m ON m.id = r.model_id").column("name")
+    assert sorted(runs.to_pylist()) == sorted(["yolo11n", trained])
+
+
+def test_deploy_notebook(kernel_on_session_ray, tmp_path, monkeypatch):
+    from ray import serve
+
+    import mleval
+    from tests.integration.conftest import free_port
+
+    serve.shutdown()  # Serve keeps the HTTP port it first started with: the notebook serves on its own
+    monkeypatch.setenv("MLEVAL_DEPLOY_WORKSPACE", str(kernel_on_session_ray))
+    monkeypatch.setenv("MLEVAL_DEPLOY_PORT", str(free_port()))
+    try:
+        nb = _execute("03_deploy.ipynb", tmp_path)
+    finally:
+        serve.shutdown()
+    text = _outputs_text(nb)
+    assert "HTTP 200" in text and "without a key: HTTP 401 unauthorized" in text
+    assert "1.1.0 is active; 1.0.0 is inactive" in text
+    drawn = re.search(r"(\d+) detections by yolo11n \(version 1.1.0\)", text)  # the panel's test request
+    assert drawn and int(drawn.group(1)) > 0, text  # conf 0: even random weights leave boxes to draw
+    assert "'requests': 1, 'errors': 0" in text  # the panel's request, counted for 1.1.0
+    assert "rolled back to 1.0.0: the endpoint answers as version 1.0.0; 1.1.0 is inactive" in text
+    assert "deployments left: 0" in text
+    assert _widget_views(nb) >= 1  # the deployment panel
+    assert mleval.Workspace.open(kernel_on_session_ray).deployments.list() == []
 
 
 def test_job_monitor_follows_a_real_inference_job(ray_workspace):

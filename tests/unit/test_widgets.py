@@ -367,3 +367,173 @@ def test_comparison_view_shows_the_leaderboard_and_figures(ws):
     assert {"Leaderboard", "PR curves", "Per-class AP", "Confusion: yolo11n"} <= set(view.figures)
     assert len(view.tabs.children) == len(view.figures) and view.message.value == ""
     assert all(bytes(image.value).startswith(b"\x89PNG") for image in view.tabs.children)
+
+
+# -- DeploymentPanel ---------------------------------------------------------------------------
+def _prepared_deployment(ws, name="det", version="1.0.0", **options):
+    """A deployment version's catalog row, as ``ws.deploy`` writes it before Serve starts (no Ray here)."""
+    from mleval.deploy import DeploymentHandle
+    from mleval.deploy.deployments import prepare_version
+
+    return DeploymentHandle(ws, prepare_version(ws, "yolo11n", name=name, version=version, port=8123,
+                                                imgsz=64, **options).row_id)
+
+
+def test_deployment_panel_refuses_a_version_that_is_not_semantic(ws):
+    from mleval.core.errors import ValidationError
+    from widgets import DeploymentPanel
+
+    panel = DeploymentPanel(ws)
+    assert panel.model.value == "yolo11n" and "sam2.1_t" not in panel.model.options  # SAM 2 cannot be served
+    panel.version.value = "1.0"
+    _press(panel.deploy_button)
+    assert panel._task is None and "MAJOR.MINOR.PATCH" in panel.status.value
+    assert ws.deployments.list() == []
+    with pytest.raises(ValidationError, match="promptable segmenter"):
+        DeploymentPanel(ws, model="sam2.1_t")
+
+
+def test_deploying_runs_in_the_background_behind_a_status_line(ws, monkeypatch):
+    import threading
+
+    from widgets import DeploymentPanel
+
+    release, calls = threading.Event(), []
+
+    def slow_deploy(model, **options):  # ws.deploy without Serve: it writes the version's row, then waits
+        calls.append((model, options))
+        assert release.wait(timeout=30)
+        handle = _prepared_deployment(ws, name=options["name"], version=options["version"])
+        ws.catalog.update("deployments", handle.id, {"status": "active"})
+        return handle
+
+    monkeypatch.setattr(ws, "deploy", slow_deploy)
+    panel = DeploymentPanel(ws, port=8123, imgsz=64)
+    panel.name.value, panel.version.value = "det", "1.2.0"
+    _press(panel.deploy_button)  # returns while the deployment is still starting
+
+    assert panel.busy and "deploying yolo11n as det 1.2.0" in panel.status.value
+    assert panel.deploy_button.disabled and panel.send_button.disabled and panel.rollback_button.disabled
+    assert panel.rollback() is None and "Busy deploying" in panel.status.value  # one action at a time
+    release.set()
+    handle = panel.wait(timeout_s=30)
+
+    assert calls == [("yolo11n", {"port": 8123, "imgsz": 64, "name": "det", "version": "1.2.0"})]
+    assert not panel.busy and not panel.deploy_button.disabled and panel.deployment.id == handle.id
+    assert "det 1.2.0 serves at http://127.0.0.1:8123/det" in panel.status.value
+    assert "1.2.0" in panel.info.value and "active" in panel.info.value and "/det/predict" in panel.info.value
+    assert panel.deployments.options == ("det",) and panel.deployments.value == "det"
+
+
+def test_a_failed_deploy_is_shown_and_raised_by_wait(ws, monkeypatch):
+    from mleval.core.errors import MlevalError
+    from widgets import DeploymentPanel
+
+    def failing_deploy(model, **options):
+        raise MlevalError("deployment 'det' version 1.0.0 failed to start: port in use")
+
+    monkeypatch.setattr(ws, "deploy", failing_deploy)
+    panel = DeploymentPanel(ws)
+    future = panel.deploy()
+    with pytest.raises(MlevalError, match="port in use"):
+        panel.wait(timeout_s=30)
+    assert future.done() and "Failed deploying" in panel.status.value and "port in use" in panel.status.value
+    assert not panel.deploy_button.disabled and panel.deployment is None
+
+
+def test_an_api_key_is_shown_once_and_kept_for_test_requests(ws):
+    from mleval.deploy.keys import hash_api_key
+    from widgets import DeploymentPanel
+
+    dep = _prepared_deployment(ws)
+    panel = DeploymentPanel(ws, deployment="det")
+    assert panel.deployment.id == dep.id and panel.api_key.value == ""
+    panel.key_name.value = "alice"
+    _press(panel.key_button)
+
+    key = panel.api_key.value
+    assert key.startswith("mlv_") and key in panel.new_key.value and "shown only this once" in panel.new_key.value
+    stored = str(ws.catalog.get("deployments", dep.id)["metadata"])
+    assert key not in stored and hash_api_key(key) in stored
+    _press(panel.key_button)  # the same name again is refused; the first key stays
+    assert "No key made" in panel.status.value and "alice" in panel.status.value and panel.api_key.value == key
+    assert DeploymentPanel(ws, deployment="det").new_key.value == ""  # another panel never sees it
+
+
+def test_choosing_a_deployment_shows_its_versions(ws):
+    from widgets import DeploymentPanel
+
+    _prepared_deployment(ws, name="a")
+    _prepared_deployment(ws, name="b", version="2.0.0")
+    panel = DeploymentPanel(ws)
+    assert panel.deployment is None and "No deployment yet" in panel.info.value
+    assert set(panel.deployments.options) == {"a", "b"}
+    panel.deployments.value = "a"
+    key = panel.create_api_key()
+    panel.deployments.value = "b"
+    assert panel.deployment.name == "b" and "<b>b</b> version <b>2.0.0</b>" in panel.info.value
+    assert key and panel.api_key.value == "" and key not in panel.new_key.value  # a's key is not b's
+
+
+def test_a_test_request_needs_a_deployment_and_a_key(ws, uploaded):
+    from widgets import DeploymentPanel
+
+    panel = DeploymentPanel(ws)
+    assert panel.image.value == uploaded[0].id  # workspace images are offered as test images
+    assert panel.send_test_image() is None and "Deploy a model or pick a deployment" in panel.status.value
+    panel.show(_prepared_deployment(ws))
+    _press(panel.send_button)
+    assert panel._task is None and "needs an API key" in panel.status.value
+
+
+def test_usage_figures_come_from_the_deployment_metrics(ws):
+    from mleval.deploy.stats import DeploymentStats
+    from widgets import DeploymentPanel
+
+    dep = _prepared_deployment(ws)
+    panel = DeploymentPanel(ws, deployment=dep)
+    _press(panel.usage_button)
+    assert "no requests counted yet" in panel.usage.value
+
+    stats = DeploymentStats()  # what the metrics collector persists into the row (read back without Ray)
+    for latency_ms in (10.0, 20.0, 30.0):
+        stats.add("alice", 200, latency_ms, 1)
+    stats.add("alice", 422, 5.0, 0)
+    ws.catalog.update("deployments", dep.id, {"performance_monitoring": {"summary": stats.summary(),
+                                                                          "stats": stats.to_json()}})
+    _press(panel.usage_button)
+
+    assert panel.usage_summary == dep.metrics() and panel.usage_summary["requests"] == 4
+    html = panel.usage.value
+    assert "<td>total</td><td>4</td><td>1</td><td>3</td>" in html and "key alice" in html
+    p50, p95, p99 = (f"{panel.usage_summary[f'latency_p{q}_ms']:.1f}" for q in (50, 95, 99))
+    assert f"<td>{p50}</td><td>{p95}</td><td>{p99}</td>" in html and "200: 3" in html and "422: 1" in html
+
+
+def test_rolling_back_the_first_version_says_there_is_none(ws):
+    from mleval.core.errors import MlevalError
+    from widgets import DeploymentPanel
+
+    panel = DeploymentPanel(ws, deployment=_prepared_deployment(ws))
+    _press(panel.rollback_button)
+    with pytest.raises(MlevalError, match="no previous version"):
+        panel.wait(timeout_s=30)
+    assert "no previous version to roll back to" in panel.status.value and panel.deployment.version == "1.0.0"
+
+
+def test_detections_are_drawn_over_the_test_image():
+    import io
+
+    from PIL import Image
+
+    from widgets.deployment_panel import detections_png
+
+    grey = io.BytesIO()
+    Image.new("RGB", (100, 80), (128, 128, 128)).save(grey, "PNG")
+    body = {"boxes_xyxy": [[10.0, 20.0, 50.0, 60.0]], "class_names": ["circle"], "scores": [0.9]}
+    drawn = Image.open(io.BytesIO(detections_png(grey.getvalue(), body, "#ff0000"))).convert("RGB")
+    assert drawn.size == (320, 256)  # enlarged 3.2x so a small image's boxes can be seen
+    assert drawn.getpixel((32, 128)) == (255, 0, 0) and drawn.getpixel((100, 128)) == (128, 128, 128)
+    empty = Image.open(io.BytesIO(detections_png(grey.getvalue(), {**body, "boxes_xyxy": [], "class_names": [],
+                                                                   "scores": []}, "#ff0000"))).convert("RGB")
+    assert set(empty.getdata()) == {(128, 128, 128)}
