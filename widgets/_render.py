@@ -84,6 +84,15 @@ def draw_boxes(
     return canvas
 
 
+def boxes_png(image: Image.Image, boxes: Sequence[tuple[Sequence[float], str, str]], *, min_side_px: int) -> bytes:
+    """PNG of ``image`` with ``boxes`` drawn (see :func:`draw_boxes`); an image smaller than
+    ``min_side_px`` on its longer side is enlarged first so its boxes can be seen."""
+    scale = max(1.0, min_side_px / max(image.width, image.height))
+    if scale > 1.0:
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.NEAREST)
+    return png_bytes(draw_boxes(image, boxes, scale=scale))
+
+
 def overlay_mask(image: Image.Image, mask, *, colour: str = PROPOSAL_COLOUR, alpha: float = 0.4) -> Image.Image:
     """``image`` with the (H, W) bool ``mask`` tinted in ``colour``."""
     import numpy as np

@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 from jupyter_bbox_widget import BBoxWidget
-from PIL import Image
 
 from mleval.core.enums import CreationMethod, ReviewState
 from mleval.core.errors import ConflictError, MlevalError
 from widgets._render import (
     PROPOSAL_COLOUR,
     Palette,
-    draw_boxes,
+    boxes_png,
     overlay_mask,
     png_bytes,
     upright_image,
@@ -290,11 +289,7 @@ class Annotator(w.VBox):
             else:
                 colour = self._palette.colour(names[annotation.model_id])
             boxes += [(box, label, colour) for box, label in zip(annotation.boxes_xyxy, annotation.class_labels)]
-        # small images are enlarged so the proposals can be seen; boxes scale with them
-        scale = max(1.0, PREVIEW_MIN_PX / max(picture.width, picture.height))
-        if scale > 1.0:
-            picture = picture.resize((round(picture.width * scale), round(picture.height * scale)), Image.NEAREST)
-        self.preview.value = png_bytes(draw_boxes(picture, boxes, scale=scale))
+        self.preview.value = boxes_png(picture, boxes, min_side_px=PREVIEW_MIN_PX)
         self.preview.layout.display = None if boxes else "none"
 
     def _say(self, text: str, *, error: bool = False) -> None:

@@ -16,7 +16,7 @@ from PIL import Image
 
 from mleval.catalog.rules import SEMVER_REGEX
 from mleval.core.errors import MlevalError, ValidationError
-from widgets._render import Palette, draw_boxes, png_bytes
+from widgets._render import Palette, boxes_png
 
 if TYPE_CHECKING:
     from mleval.deploy import DeploymentHandle
@@ -341,10 +341,7 @@ def detections_png(data: bytes, body: dict[str, Any], colour: str) -> bytes:
     picture = Image.fromarray(decode_rgb(data))  # upright, the frame of the response's boxes
     boxes = [(box, f"{name} {score:.2f}", colour)
              for box, name, score in zip(body["boxes_xyxy"], body["class_names"], body["scores"])]
-    scale = max(1.0, RESULT_MIN_PX / max(picture.width, picture.height))
-    if scale > 1.0:
-        picture = picture.resize((round(picture.width * scale), round(picture.height * scale)), Image.NEAREST)
-    return png_bytes(draw_boxes(picture, boxes, scale=scale))
+    return boxes_png(picture, boxes, min_side_px=RESULT_MIN_PX)
 
 
 def usage_html(summary: dict[str, Any], *, title: str) -> str:
