@@ -64,6 +64,7 @@ def _in_process(predictor, images: list[bytes], batch: int) -> dict:
 
 
 def _http(url: str, key: str, images: list[bytes], concurrency: int) -> dict:
+    import numpy as np
     import requests
 
     local = threading.local()
@@ -83,6 +84,10 @@ def _http(url: str, key: str, images: list[bytes], concurrency: int) -> dict:
     summary = _summary([r[0] for r in ok], wall, failures=len(results) - len(ok))
     batch_sizes = [r[2].get("batch_size", 1) for r in ok]
     summary["mean_batch_size"] = round(sum(batch_sizes) / max(1, len(batch_sizes)), 2)
+    # Where the time goes: the model call, the replica's whole handler, and the client's view.
+    model_ms = [sum(r[2].get(k, 0.0) for k in ("preprocess_ms", "inference_ms", "postprocess_ms")) for r in ok]
+    summary["model_p50_ms"] = round(float(np.percentile(model_ms, 50)), 1)
+    summary["replica_p50_ms"] = round(float(np.percentile([r[2].get("total_ms", 0.0) for r in ok], 50)), 1)
     return summary
 
 
