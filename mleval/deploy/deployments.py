@@ -179,6 +179,7 @@ def _launch(ws: Workspace, row_id: str) -> DeploymentHandle:
     configuration = record.configuration
     try:
         serve.start(http_options={"host": configuration["host"], "port": int(configuration["port"])})
+        _check_http_options(configuration["host"], int(configuration["port"]))
         app = build_app(workspace_path=ws.location, deployment_name=record.name, config=prepared.config,
                         **prepared.serve_options)
         serve.run(app, name=record.name, route_prefix=configuration["route_prefix"], blocking=False)
@@ -191,6 +192,19 @@ def _launch(ws: Workspace, row_id: str) -> DeploymentHandle:
                           "or roll back.") from error
     _activate(ws, record)
     return DeploymentHandle(ws, row_id)
+
+
+def _check_http_options(host: str, port: int) -> None:
+    """Serve keeps the HTTP host and port it started with (a later ``serve.start`` only logs that it
+    ignores new ones): refuse a deployment whose URL would not be where it answers."""
+    from ray.serve.context import _get_global_client
+
+    running = _get_global_client().http_config
+    if (running.host, int(running.port)) != (host, port):
+        raise MlevalError(
+            f"Ray Serve already listens on {running.host}:{running.port} on this cluster, not {host}:{port}; "
+            f"deploy with host={running.host!r}, port={running.port}, or stop every application first "
+            "(ray.serve.shutdown()) to listen elsewhere.")
 
 
 def _activate(ws: Workspace, record: DeploymentRecord) -> None:

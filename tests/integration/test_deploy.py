@@ -260,3 +260,15 @@ def test_an_inactive_deployment_stops_serving_and_comes_back(served):
     assert requests.get(dep.url + "/health", timeout=10).status_code == 404
     dep.set_status("active")
     assert dep.status == "active" and requests.get(dep.url + "/health", timeout=10).json()["status"] == "ok"
+
+
+def test_a_port_other_than_the_one_serve_listens_on_is_refused(served):
+    import mleval
+    from mleval.deploy import deploy
+
+    ws, dep = served
+    running = dep.record.configuration["port"]
+    other = free_port()
+    with pytest.raises(mleval.MlevalError, match=f"already listens on 127.0.0.1:{running}.*port={running}"):
+        deploy(ws, "yolo11n", name="elsewhere", imgsz=64, port=other)
+    assert [(d.name, d.status) for d in ws.deployments.list() if d.name == "elsewhere"] == [("elsewhere", "failed")]
