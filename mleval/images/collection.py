@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -42,12 +43,16 @@ class ImageCollection:
         dataset: Any = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         progress: ProgressCallback | None = None,
+        workers: int | None = None,
     ) -> UploadReport:
         """Upload files, folders, ``(filename, bytes)`` pairs or open files into ``split``.
 
         Bad files land in ``report.failed`` with a reason and the rest go on; files already
         in the workspace are reported in ``report.duplicates`` and stored once. With
         ``dataset`` (a name or record) the images, duplicates included, join that dataset.
+        ``progress(done, total)`` is called after each chunk of files; ``workers`` (default:
+        the CPU count, at most 8) processes read and store files on disk in parallel
+        (threads for in-memory data or an object-store workspace).
         """
         check_split(split)
         dataset_id = self._ws.datasets.get(dataset).id if dataset is not None else None
@@ -59,6 +64,7 @@ class ImageCollection:
             dataset_id=dataset_id,
             max_pixels=max_pixels,
             progress=progress,
+            workers=workers or min(8, os.cpu_count() or 1),
         )
 
     def list(

@@ -3,14 +3,22 @@
 Each file is streamed once into the blob store (hashed on the way) after its header has
 been probed; bad files become entries of ``report.failed`` and the rest go on. Rows reach
 the catalog one Arrow batch per chunk of files, so memory stays flat in the number of files.
+
+Probing and storing run in ``workers`` worker processes when the files are on disk and the
+blob store is a local folder (header parsing holds Python's GIL, so threads would share one
+core), and in threads otherwise; the catalog is written by the calling process alone, while
+the workers already read the next chunk.
 """
 
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,6 +30,8 @@ from mleval.images.probe import DEFAULT_MAX_PIXELS, ImageInfo, probe_image
 from mleval.storage.blobs import BlobStore, StoredBlob
 
 CHUNK_FILES = 256
+TASK_FILES = 16  # files per task handed to a worker
+PROCESS_MIN_FILES = 64  # fewer files are not worth starting processes for
 WHOLE_READ_BYTES = 4 << 20  # smaller files are read once; larger ones stream in chunks
 ProgressCallback = Callable[[int, int], None]
 
@@ -136,13 +146,13 @@ def upload_images(
     report = UploadReport()
     seen: dict[str, str] = {}  # sha256 -> image id, across chunks of this upload
     done = 0
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with _FileWorkers(sources, blobs, max_pixels, max(1, workers)) as (pool, task):
         def submit(chunk: list[UploadSource]) -> list:
-            return [pool.submit(_attempt, source, blobs, max_pixels) for source in chunk]
+            return [pool.submit(task, chunk[i:i + TASK_FILES]) for i in range(0, len(chunk), TASK_FILES)]
 
         pending = submit(chunks[0]) if chunks else []
         for index, chunk in enumerate(chunks):
-            outcomes = [future.result() for future in pending]
+            outcomes = _results(pending, chunk)
             # The next chunk's files are read and stored while this one is recorded in the catalog.
             pending = submit(chunks[index + 1]) if index + 1 < len(chunks) else []
             _record_chunk(catalog, chunk, outcomes, split, dataset_id, seen, report)
@@ -150,6 +160,61 @@ def upload_images(
             if progress is not None:
                 progress(done, len(sources))
     return report
+
+
+class _FileWorkers:
+    """The executor that probes and stores files, and the task function to submit to it."""
+
+    def __init__(self, sources: list[UploadSource], blobs: BlobStore, max_pixels: int, workers: int):
+        use_processes = (workers > 1 and blobs.is_local and sys.platform.startswith("linux")
+                         and len(sources) >= PROCESS_MIN_FILES and all(s.path is not None for s in sources))
+        if use_processes:
+            from PIL import Image
+
+            Image.init()  # every format plugin imported once here, not in each worker
+            # fork: the workers inherit the imported modules and start in milliseconds; they only
+            # read files and write blobs, and leave through os._exit (no parent's exit handlers).
+            self.pool: Executor = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("fork"),
+                initializer=_set_worker_store, initargs=(blobs, max_pixels))
+            self.task: Callable = _store_files_in_worker
+        else:
+            self.pool = ThreadPoolExecutor(workers)
+            self.task = lambda group: _store_files(group, blobs, max_pixels)
+
+    def __enter__(self) -> tuple[Executor, Callable]:
+        return self.pool, self.task
+
+    def __exit__(self, *exc) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _results(pending: list, chunk: list[UploadSource]) -> list:
+    try:
+        return [outcome for future in pending for outcome in future.result()]
+    except BrokenProcessPool:
+        first, last = chunk[0], chunk[-1]
+        raise MlevalError(
+            f"a worker process died while reading the files from {first.path or first.name} to "
+            f"{last.path or last.name} (out of memory, or a decoder crashed on a file); the files before "
+            "them are stored. Upload those files again with workers=1 to find the one that fails.") from None
+
+
+_worker_store: tuple[BlobStore, int] | None = None
+
+
+def _set_worker_store(blobs: BlobStore, max_pixels: int) -> None:
+    global _worker_store
+    _worker_store = (blobs, max_pixels)
+
+
+def _store_files_in_worker(sources: list[UploadSource]) -> list:
+    blobs, max_pixels = _worker_store
+    return _store_files(sources, blobs, max_pixels)
+
+
+def _store_files(sources: list[UploadSource], blobs: BlobStore, max_pixels: int) -> list:
+    return [_attempt(source, blobs, max_pixels) for source in sources]
 
 
 def _attempt(source: UploadSource, blobs: BlobStore, max_pixels: int):

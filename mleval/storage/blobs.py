@@ -128,6 +128,11 @@ class BlobStore:
         with self.open(key) as stream:
             return stream.read()
 
+    @property
+    def is_local(self) -> bool:
+        """Whether the blobs are files on this machine's disk (not an object store)."""
+        return self._local
+
     def local_path(self, key: str) -> str | None:
         """The blob's path on this machine's disk, or None for an object store."""
         return self._path(key) if self._local else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zlib
 
@@ -78,7 +79,14 @@ def test_decompression_bomb_is_refused_without_decoding(tmp_path):
         probe_image(io.BytesIO(image_bytes("PNG", size=(100, 100))), max_pixels=5_000)
 
 
-def test_upload_reports_successes_duplicates_and_failures(ws, tmp_path):
+@pytest.mark.parametrize("workers", ["threads", "processes"])
+def test_upload_reports_successes_duplicates_and_failures(ws, tmp_path, monkeypatch, workers):
+    from mleval.images import ingest
+
+    if workers == "processes":  # this upload is small: let it take the process path all the same
+        monkeypatch.setattr(ingest, "PROCESS_MIN_FILES", 1)
+    else:
+        monkeypatch.setattr(ingest, "PROCESS_MIN_FILES", 10**9)
     folder = tmp_path / "incoming"
     (folder / "nested").mkdir(parents=True)
     for name, fmt, mode, options in GOOD:
@@ -88,7 +96,7 @@ def test_upload_reports_successes_duplicates_and_failures(ws, tmp_path):
         (folder / name).write_bytes(data)
     (folder / ".DS_Store").write_bytes(b"junk")
 
-    report = ws.images.upload(folder, split="validation")
+    report = ws.images.upload(folder, split="validation", workers=2)
 
     assert len(report.succeeded) == len(GOOD)
     assert {r.filename for r in report.succeeded} == {g[0] for g in GOOD}
@@ -100,6 +108,26 @@ def test_upload_reports_successes_duplicates_and_failures(ws, tmp_path):
     stored = sorted(p.name for p in (ws.root / "blobs" / "sha256").rglob("*") if p.is_file())
     assert len(stored) == len(GOOD)  # failed files left nothing behind, the copy was stored once
     assert list((ws.root / "blobs" / "tmp").iterdir()) == []
+
+
+def test_files_on_disk_go_to_worker_processes_and_in_memory_data_to_threads(ws, tmp_path, monkeypatch):
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    from mleval.images import ingest
+
+    monkeypatch.setattr(ingest, "PROCESS_MIN_FILES", 2)
+    paths = [tmp_path / f"{i}.png" for i in range(3)]
+    for index, path in enumerate(paths):
+        path.write_bytes(image_bytes(seed=index))
+    on_disk = ingest.collect_sources(paths)
+    in_memory = ingest.collect_sources([("a.png", image_bytes(seed=5))] * 3)
+    cases = [(on_disk, 2, ProcessPoolExecutor), (on_disk, 1, ThreadPoolExecutor),
+             (on_disk[:1], 2, ThreadPoolExecutor), (in_memory, 2, ThreadPoolExecutor)]
+    for sources, workers, kind in cases:
+        with ingest._FileWorkers(sources, ws.blobs, 10**8, workers) as (pool, task):
+            assert isinstance(pool, kind)
+            outcomes = pool.submit(task, sources).result()
+        assert [blob.sha256 for _, blob in outcomes] == [hashlib.sha256(s.open().read()).hexdigest() for s in sources]
 
 
 def test_upload_accepts_bytes_and_file_objects_and_dedupes_across_uploads(ws):
