@@ -37,7 +37,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -318,14 +318,10 @@ def _file_state(path: Path) -> list[int]:
 def _copy_hashing(source: Path, destination: Path | None) -> str:
     """The sha256 of ``source``, copied to ``destination`` on the way when one is given."""
     digest = hashlib.sha256()
-    with open(source, "rb") as reader:
-        if destination is None:
-            while chunk := reader.read(_CHUNK_BYTES):
-                digest.update(chunk)
-            return digest.hexdigest()
-        with open(destination, "wb") as writer:
-            while chunk := reader.read(_CHUNK_BYTES):
-                digest.update(chunk)
+    with open(source, "rb") as reader, (open(destination, "wb") if destination else nullcontext()) as writer:
+        while chunk := reader.read(_CHUNK_BYTES):
+            digest.update(chunk)
+            if writer is not None:
                 writer.write(chunk)
     return digest.hexdigest()
 
