@@ -12,16 +12,22 @@ the workers already read the next chunk.
 
 from __future__ import annotations
 
+import gc
 import io
+import json
 import multiprocessing
 import os
 import sys
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
+
+import pyarrow as pa
 
 from mleval.catalog.catalog import new_id, utc_now
 from mleval.core.errors import ImageFileError, MlevalError
@@ -29,10 +35,10 @@ from mleval.core.records import ImageRecord, RecordList
 from mleval.images.probe import DEFAULT_MAX_PIXELS, ImageInfo, probe_image
 from mleval.storage.blobs import BlobStore, StoredBlob
 
-CHUNK_FILES = 256
-TASK_FILES = 16  # files per task handed to a worker
+CHUNK_FILES = 512
+TASK_FILES = 64  # files per task handed to a worker
 PROCESS_MIN_FILES = 64  # fewer files are not worth starting processes for
-WHOLE_READ_BYTES = 4 << 20  # smaller files are read once; larger ones stream in chunks
+WHOLE_READ_BYTES = 4 << 20  # smaller files are read once into a buffer; larger ones stream in chunks
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -43,9 +49,6 @@ class UploadSource:
     name: str
     path: Path | None = None
     data: bytes | None = None
-
-    def open(self) -> BinaryIO:
-        return open(self.path, "rb") if self.path is not None else io.BytesIO(self.data or b"")
 
 
 @dataclass(frozen=True)
@@ -114,19 +117,36 @@ def _sources_of(item: Any) -> Iterator[UploadSource]:
 
 
 def _probe_and_store(source: UploadSource, blobs: BlobStore, max_pixels: int) -> tuple[ImageInfo, StoredBlob]:
+    if source.data is not None:
+        return probe_image(io.BytesIO(source.data), max_pixels=max_pixels), blobs.put_bytes(source.data)
     try:
-        stream = source.open()
+        stream = open(source.path, "rb")
     except FileNotFoundError:
         raise ImageFileError("no such file.") from None
     except IsADirectoryError:
         raise ImageFileError("is a folder, not a file.") from None
     with stream:
-        head = stream.read(WHOLE_READ_BYTES)
-        if len(head) < WHOLE_READ_BYTES:  # the whole file came in one read: probe and store from it
-            return probe_image(io.BytesIO(head), max_pixels=max_pixels), blobs.put_bytes(head)
-        info = probe_image(stream, max_pixels=max_pixels)
+        info = probe_image(stream, max_pixels=max_pixels)  # reads the header and a little of the end
         stream.seek(0)
-        return info, blobs.put_stream(stream)
+        if info.file_size >= WHOLE_READ_BYTES:
+            return info, blobs.put_stream(stream)
+        # Read once into this thread's reusable buffer: a fresh buffer per file costs more in
+        # page faults than the read itself. One byte more than probed shows a file still growing.
+        view = memoryview(_read_buffer())[:info.file_size + 1]
+        read = stream.readinto(view)
+        if read != info.file_size:
+            raise ImageFileError(f"the file changed while it was read ({info.file_size} bytes, then {read}); "
+                                 "upload it again once it is complete.")
+        return info, blobs.put_bytes(view[:read])
+
+
+_thread_state = threading.local()
+
+
+def _read_buffer() -> bytearray:
+    if not hasattr(_thread_state, "buffer"):
+        _thread_state.buffer = bytearray(WHOLE_READ_BYTES)
+    return _thread_state.buffer
 
 
 def upload_images(
@@ -150,11 +170,12 @@ def upload_images(
         def submit(chunk: list[UploadSource]) -> list:
             return [pool.submit(task, chunk[i:i + TASK_FILES]) for i in range(0, len(chunk), TASK_FILES)]
 
-        pending = submit(chunks[0]) if chunks else []
+        # Two chunks in flight: the workers go on reading and storing while a chunk is recorded.
+        in_flight = deque([submit(chunk) for chunk in chunks[:2]])
         for index, chunk in enumerate(chunks):
-            outcomes = _results(pending, chunk)
-            # The next chunk's files are read and stored while this one is recorded in the catalog.
-            pending = submit(chunks[index + 1]) if index + 1 < len(chunks) else []
+            outcomes = _results(in_flight.popleft(), chunk)
+            if index + 2 < len(chunks):
+                in_flight.append(submit(chunks[index + 2]))
             _record_chunk(catalog, chunk, outcomes, split, dataset_id, seen, report)
             done += len(chunk)
             if progress is not None:
@@ -205,6 +226,9 @@ _worker_store: tuple[BlobStore, int] | None = None
 
 def _set_worker_store(blobs: BlobStore, max_pixels: int) -> None:
     global _worker_store
+    # The objects inherited from the parent stay out of this process's garbage collections, which
+    # would otherwise walk them all and copy every memory page they sit on.
+    gc.freeze()
     _worker_store = (blobs, max_pixels)
 
 
@@ -227,39 +251,44 @@ def _attempt(source: UploadSource, blobs: BlobStore, max_pixels: int):
 
 
 def _record_chunk(catalog, chunk, outcomes, split, dataset_id, seen, report: UploadReport) -> None:
-    stored = [(s, o) for s, o in zip(chunk, outcomes) if not isinstance(o, Exception)]
+    stored = []
     for source, outcome in zip(chunk, outcomes):
         if isinstance(outcome, Exception):
             report.failed.append(UploadFailure(str(source.path or source.name), str(outcome)))
-    hashes = sorted({blob.sha256 for _, (_, blob) in stored} - seen.keys())
+        else:
+            stored.append((source, *outcome))
+    hashes = sorted({blob.sha256 for _, _, blob in stored} - seen.keys())
     if hashes:
         existing = catalog.query("SELECT id, sha256 FROM images WHERE sha256 IN (SELECT unnest(?))", [hashes])
         seen.update(zip(existing.column("sha256").to_pylist(), map(str, existing.column("id").to_pylist())))
-    rows, linked = [], []
-    for source, (info, blob) in stored:
+    records, linked = [], []
+    now = utc_now()
+    for source, info, blob in stored:
         if blob.sha256 in seen:
             report.duplicates.append(UploadDuplicate(str(source.path or source.name), seen[blob.sha256]))
             linked.append(seen[blob.sha256])
             continue
-        image_id = new_id()
-        seen[blob.sha256] = image_id
-        linked.append(image_id)
-        rows.append({
-            "id": image_id,
-            "filename": source.name,
-            "file_path": blob.key,
-            "sha256": blob.sha256,
-            "file_size": blob.size,
-            "format": info.format.value,
-            "width": info.width,
-            "height": info.height,
-            "dataset_split": split,
-            "upload_timestamp": utc_now(),
-            "metadata": {"mode": info.mode, "pages": info.pages, "exif_orientation": info.exif_orientation,
-                         **({"source_path": str(source.path)} if source.path else {})},
-        })
-    if rows:
-        catalog.insert("images", rows)
-        report.succeeded.extend(ImageRecord.from_row(row) for row in rows)
+        record = ImageRecord(
+            id=new_id(), filename=source.name, format=info.format.value, width=info.width, height=info.height,
+            file_size=blob.size, dataset_split=split, file_path=blob.key, sha256=blob.sha256, upload_timestamp=now,
+            metadata={"mode": info.mode, "pages": info.pages, "exif_orientation": info.exif_orientation,
+                      **({"source_path": str(source.path)} if source.path else {})})
+        seen[blob.sha256] = record.id
+        linked.append(record.id)
+        records.append(record)
+    if records:
+        catalog.insert("images", _images_table(records))
+        report.succeeded.extend(records)
     if dataset_id is not None and linked:
         catalog.link_dataset_images(dataset_id, linked)
+
+
+def _images_table(records: list[ImageRecord]) -> pa.Table:
+    columns = {name: [getattr(record, name) for record in records]
+               for name in ("id", "filename", "file_path", "sha256", "file_size", "format", "width", "height",
+                            "dataset_split")}
+    return pa.table({
+        **columns,
+        "upload_timestamp": pa.array([record.upload_timestamp for record in records], pa.timestamp("us", "UTC")),
+        "metadata": [json.dumps(record.metadata) for record in records],
+    })

@@ -21,7 +21,7 @@ from mleval.core.enums import ImageFormat
 from mleval.core.errors import ImageFileError
 
 DEFAULT_MAX_PIXELS = 400_000_000  # 20,000 x 20,000
-_PIL_FORMATS = {
+_PIL_FORMATS = {  # PIL format name -> ours
     "JPEG": ImageFormat.JPEG,
     "MPO": ImageFormat.JPEG,  # multi-picture JPEG from cameras; the first picture is a plain JPEG
     "PNG": ImageFormat.PNG,
@@ -30,6 +30,7 @@ _PIL_FORMATS = {
     "WEBP": ImageFormat.WEBP,
     "GIF": ImageFormat.GIF,
 }
+_READERS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP", "GIF")  # PIL's reader names; MPO opens through JPEG's
 _TAIL_BYTES = 1024
 
 
@@ -78,7 +79,7 @@ def _probe_stream(stream: BinaryIO, max_pixels: int) -> ImageInfo:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(stream)
+            image = _open_supported(stream)
     except Image.DecompressionBombError as error:
         raise ImageFileError(
             f"decompression bomb: {error}. If the image is genuine, raise max_pixels and "
@@ -97,11 +98,7 @@ def _probe_stream(stream: BinaryIO, max_pixels: int) -> ImageInfo:
     except (OSError, SyntaxError, ValueError, struct.error) as error:
         raise ImageFileError(f"the file is truncated or its header is damaged ({error}).") from None
 
-    image_format = _PIL_FORMATS.get(image.format or "")
-    if image_format is None:
-        raise ImageFileError(
-            f"{image.format} images are not supported; convert to one of: {', '.join(ImageFormat)}."
-        )
+    image_format = _PIL_FORMATS[image.format]
     width, height = image.size
     orientation = _exif_orientation(image) if image_format in _EXIF_FORMATS else 1
     if orientation in (5, 6, 7, 8):  # stored rotated by 90 degrees: the upright image is height x width
@@ -116,6 +113,16 @@ def _probe_stream(stream: BinaryIO, max_pixels: int) -> ImageInfo:
     pages = getattr(image, "n_frames", 1)
     _check_complete(image_format, image, stream, file_size)
     return ImageInfo(image_format, width, height, image.mode, pages, file_size, orientation)
+
+
+def _open_supported(stream: BinaryIO) -> Image.Image:
+    # Trying only the supported formats' readers halves the time to open a header.
+    try:
+        return Image.open(stream, formats=_READERS)
+    except UnidentifiedImageError:
+        stream.seek(0)
+        other = Image.open(stream)  # an image in a format mleval does not take in: name it
+    raise ImageFileError(f"{other.format} images are not supported; convert to one of: {', '.join(ImageFormat)}.")
 
 
 _MAGIC = (

@@ -9,7 +9,6 @@ stored once. Paths go through ``pyarrow.fs`` (see ``location.py``) so a root suc
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import uuid
 from dataclasses import dataclass
@@ -56,7 +55,7 @@ class BlobStore:
         """Store everything ``source`` yields, hashing as it streams (memory: one chunk)."""
         digest = hashlib.sha256()
         size = 0
-        temporary = f"{self._root}/tmp/{uuid.uuid4().hex}"
+        temporary = self._temporary()
         try:
             with self._open_sink(temporary) as sink:
                 while chunk := source.read(chunk_bytes):
@@ -74,6 +73,13 @@ class BlobStore:
         except BaseException:
             self._delete_path(temporary)
             raise
+
+    def _temporary(self, beside: str | None = None) -> str:
+        """A fresh temporary name: next to the blob ``beside`` on a local disk (a rename within one
+        folder is the cheapest, and parallel writers do not queue on one shared folder's lock),
+        else under ``tmp/``."""
+        name = uuid.uuid4().hex
+        return f"{self._path(beside)}.{name}.tmp" if beside and self._local else f"{self._root}/tmp/{name}"
 
     # Plain file calls on a local disk: for many small images pyarrow's per-file overhead dominates.
     def _open_sink(self, path: str):
@@ -98,8 +104,24 @@ class BlobStore:
         with open(path, "rb") as source:
             return self.put_stream(source)
 
-    def put_bytes(self, data: bytes) -> StoredBlob:
-        return self.put_stream(io.BytesIO(data))
+    def put_bytes(self, data: bytes | bytearray | memoryview) -> StoredBlob:
+        """Store bytes already in memory. They are hashed first, so bytes the store already
+        holds are not written again."""
+        data = memoryview(data).cast("B")
+        sha256 = hashlib.sha256(data).hexdigest()
+        key = blob_key(sha256)
+        if self.exists(key):
+            return StoredBlob(key, sha256, data.nbytes, already_stored=True)
+        self._ensure_parent(key)
+        temporary = self._temporary(beside=key)
+        try:
+            with self._open_sink(temporary) as sink:
+                sink.write(data)
+            self._move(temporary, self._path(key))
+        except BaseException:
+            self._delete_path(temporary)
+            raise
+        return StoredBlob(key, sha256, data.nbytes, already_stored=False)
 
     def _ensure_parent(self, key: str) -> None:
         parent = self._path(key).rsplit("/", 1)[0]
