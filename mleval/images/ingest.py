@@ -18,11 +18,11 @@ import json
 import multiprocessing
 import os
 import sys
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from mleval.storage.blobs import BlobStore, StoredBlob
 CHUNK_FILES = 512
 TASK_FILES = 64  # files per task handed to a worker
 PROCESS_MIN_FILES = 64  # fewer files are not worth starting processes for
-WHOLE_READ_BYTES = 4 << 20  # smaller files are read once into a buffer; larger ones stream in chunks
+WHOLE_READ_BYTES = 4 << 20  # smaller files are read whole; larger ones stream in chunks
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -117,36 +117,22 @@ def _sources_of(item: Any) -> Iterator[UploadSource]:
 
 
 def _probe_and_store(source: UploadSource, blobs: BlobStore, max_pixels: int) -> tuple[ImageInfo, StoredBlob]:
-    if source.data is not None:
-        return probe_image(io.BytesIO(source.data), max_pixels=max_pixels), blobs.put_bytes(source.data)
-    try:
-        stream = open(source.path, "rb")
-    except FileNotFoundError:
-        raise ImageFileError("no such file.") from None
-    except IsADirectoryError:
-        raise ImageFileError("is a folder, not a file.") from None
-    with stream:
-        info = probe_image(stream, max_pixels=max_pixels)  # reads the header and a little of the end
-        stream.seek(0)
-        if info.file_size >= WHOLE_READ_BYTES:
-            return info, blobs.put_stream(stream)
-        # Read once into this thread's reusable buffer: a fresh buffer per file costs more in
-        # page faults than the read itself. One byte more than probed shows a file still growing.
-        view = memoryview(_read_buffer())[:info.file_size + 1]
-        read = stream.readinto(view)
-        if read != info.file_size:
-            raise ImageFileError(f"the file changed while it was read ({info.file_size} bytes, then {read}); "
-                                 "upload it again once it is complete.")
-        return info, blobs.put_bytes(view[:read])
-
-
-_thread_state = threading.local()
-
-
-def _read_buffer() -> bytearray:
-    if not hasattr(_thread_state, "buffer"):
-        _thread_state.buffer = bytearray(WHOLE_READ_BYTES)
-    return _thread_state.buffer
+    data = source.data
+    if data is None:
+        try:
+            stream = open(source.path, "rb")
+        except FileNotFoundError:
+            raise ImageFileError("no such file.") from None
+        except IsADirectoryError:
+            raise ImageFileError("is a folder, not a file.") from None
+        with stream:
+            if os.fstat(stream.fileno()).st_size >= WHOLE_READ_BYTES:
+                info = probe_image(stream, max_pixels=max_pixels)  # reads the header and a little of the end
+                stream.seek(0)
+                return info, blobs.put_stream(stream)
+            data = stream.read()  # one read, sized by the file
+    # The header is parsed from memory: no seeks or small reads, and it describes exactly the bytes stored.
+    return probe_image(io.BytesIO(data), max_pixels=max_pixels), blobs.put_bytes(data)
 
 
 def upload_images(
@@ -166,7 +152,7 @@ def upload_images(
     report = UploadReport()
     seen: dict[str, str] = {}  # sha256 -> image id, across chunks of this upload
     done = 0
-    with _FileWorkers(sources, blobs, max_pixels, max(1, workers)) as (pool, task):
+    with _older_objects_set_aside(), _FileWorkers(sources, blobs, max_pixels, max(1, workers)) as (pool, task):
         def submit(chunk: list[UploadSource]) -> list:
             return [pool.submit(task, chunk[i:i + TASK_FILES]) for i in range(0, len(chunk), TASK_FILES)]
 
@@ -181,6 +167,20 @@ def upload_images(
             if progress is not None:
                 progress(done, len(sources))
     return report
+
+
+@contextmanager
+def _older_objects_set_aside():
+    """Garbage collections during the upload skip the objects that existed before it: one full
+    collection over a notebook's large heap can take longer than the upload it interrupts."""
+    if gc.get_freeze_count():  # the program freezes objects itself; leave that to it
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class _FileWorkers:
