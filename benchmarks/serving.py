@@ -4,7 +4,7 @@
 
 yolo11n at imgsz 640 on the CPU, 640x480 JPEG uploads. Measured in one process:
 1. in-process: decode + ``predictor.predict([image])`` one at a time (what a notebook does),
-   and in batches of 8 (the best the model does on this machine);
+   and in batches of 8, on ``--cpus`` torch threads like the replica;
 2. the HTTP endpoint (multipart upload, API key, one replica holding ``--cpus`` CPUs) with
    dynamic batching on (max_batch_size 8, 10 ms wait) at concurrency 1 and 8;
 3. the same endpoint with batching off (max_batch_size 1, updated in place) at concurrency 8.
@@ -108,6 +108,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
 
     import ray
+    import torch
 
     import mleval
     from mleval.deploy import deploy
@@ -120,6 +121,7 @@ def main() -> None:
         ws = mleval.Workspace.open(Path(folder) / "ws")
         predictor = ws.models.load("yolo11n", imgsz=args.imgsz).predictor
         _in_process(predictor, images[:4], 1)  # warm up
+        torch.set_num_threads(args.cpus)  # as many threads as the replica below (ultralytics set its own in warm-up)
         results["in-process, one at a time"] = _in_process(predictor, images, 1)
         results["in-process, batches of 8"] = _in_process(predictor, images, 8)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import ray
 from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -189,6 +190,18 @@ def _decode(data: bytes, max_pixels: int) -> np.ndarray:
         raise ApiError(422, "not_an_image", f"the image could not be decoded ({error}).") from None
 
 
+def _predict(predictor, images: list[np.ndarray], conf: float, threads: int) -> list:
+    """The model call on ``threads`` torch threads: as many as the replica holds CPUs. ultralytics
+    would use the machine's CPUs minus one, which on a small machine leaves part of the replica
+    idle and on a large one oversubscribes it. The count belongs to the calling thread, so it is
+    set in whichever pool thread runs the call."""
+    import torch
+
+    if threads >= 1 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return predictor.predict(images, conf=conf)
+
+
 @serve.deployment(name="Model", max_ongoing_requests=32, graceful_shutdown_timeout_s=30)
 @serve.ingress(api)
 class ModelServer:
@@ -205,13 +218,14 @@ class ModelServer:
         self._events: list[tuple] = []
         self._collector = get_collector(workspace_path, deployment_name)
         self._background: asyncio.Task | None = None
+        self._threads = int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0))
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
         """A new version (or the first): load its model beside the one serving, then swap."""
         loaded = await asyncio.to_thread(self._ws.models.load, config["model_id"], imgsz=int(config["imgsz"]))
         # The first forward pass is slow (allocation, kernel selection): pay it before serving.
         warmup = np.zeros((int(config["imgsz"]), int(config["imgsz"]), 3), dtype=np.uint8)
-        await asyncio.to_thread(loaded.predictor.predict, [warmup], conf=1.0)
+        await asyncio.to_thread(_predict, loaded.predictor, [warmup], 1.0, self._threads)
         limiter = KeyRateLimiter(parse_rate_limit(config.get("rate_limit")), share=float(config.get("rate_share", 1.0)))
         self._predict_batch.set_max_batch_size(int(config["max_batch_size"]))
         self._predict_batch.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
@@ -294,7 +308,8 @@ class ModelServer:
         for indices in groups.values():  # one model call per version (two only across a swap)
             predictor = items[indices[0]][0].predictor
             lowest = min(items[i][2] for i in indices)
-            predictions = await asyncio.to_thread(predictor.predict, [items[i][1] for i in indices], conf=lowest)
+            predictions = await asyncio.to_thread(_predict, predictor, [items[i][1] for i in indices], lowest,
+                                                  self._threads)
             for i, prediction in zip(indices, predictions):
                 results[i] = (prediction, len(indices))
         return results

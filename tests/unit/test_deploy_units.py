@@ -204,3 +204,26 @@ def test_images_are_checked_before_decoding():
         with pytest.raises(ApiError) as error:
             _decode(data, 5000)
         assert error.value.status == status
+
+
+def test_the_model_call_uses_the_replicas_cpu_count_not_ultralytics_own(ws):
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from serve_apps.detector import _predict
+
+    predictor = ws.models.load("yolo11n", imgsz=64).predictor
+    image = np.zeros((64, 64, 3), np.uint8)
+    threads = os.cpu_count() + 1  # never ultralytics' choice (the CPU count minus one, at most 8)
+
+    def two_calls() -> tuple[int, int]:
+        _predict(predictor, [image], 0.5, threads)  # sets the model up: ultralytics sets its own count
+        after_setup = torch.get_num_threads()
+        _predict(predictor, [image], 0.5, threads)
+        return after_setup, torch.get_num_threads()
+
+    with ThreadPoolExecutor(1) as pool:  # the count is per thread: a pool thread, as in the replica
+        after_setup, after_call = pool.submit(two_calls).result()
+    assert after_setup != threads and after_call == threads
