@@ -100,8 +100,10 @@ def _sources_of(item: Any) -> Iterator[UploadSource]:
     elif hasattr(item, "read"):
         yield UploadSource(name=os.path.basename(getattr(item, "name", "upload")), data=item.read())
     elif isinstance(item, (str, Path)):
-        path = Path(item).expanduser()
-        if path.is_dir():
+        path = Path(item)
+        if str(item).startswith("~"):
+            path = path.expanduser()
+        if os.path.isdir(path):  # one stat, without pathlib's overhead: uploads list thousands of files
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(files):
@@ -148,7 +150,7 @@ def upload_images(
 ) -> UploadReport:
     """Upload ``sources`` into ``split`` (and ``dataset_id`` when given); see module docstring."""
     sources = list(sources)
-    chunks = [sources[start:start + CHUNK_FILES] for start in range(0, len(sources), CHUNK_FILES)]
+    chunks = _chunks(sources)
     report = UploadReport()
     seen: dict[str, str] = {}  # sha256 -> image id, across chunks of this upload
     done = 0
@@ -167,6 +169,17 @@ def upload_images(
             if progress is not None:
                 progress(done, len(sources))
     return report
+
+
+def _chunks(sources: list[UploadSource]) -> list[list[UploadSource]]:
+    """Chunks of CHUNK_FILES, the last one split so that its tail is small: nothing overlaps
+    recording the last chunk in the catalog."""
+    chunks = [sources[start:start + CHUNK_FILES] for start in range(0, len(sources), CHUNK_FILES)]
+    tail = 2 * TASK_FILES
+    if chunks and len(chunks[-1]) > 2 * tail:
+        last = chunks.pop()
+        chunks += [last[:-tail], last[-tail:]]
+    return chunks
 
 
 @contextmanager
@@ -206,8 +219,10 @@ class _FileWorkers:
     def __enter__(self) -> tuple[Executor, Callable]:
         return self.pool, self.task
 
-    def __exit__(self, *exc) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def __exit__(self, error_type, *exc) -> None:
+        # After a failure, wait until no worker writes any more; after success they are idle
+        # and leave on their own.
+        self.pool.shutdown(wait=error_type is not None, cancel_futures=True)
 
 
 def _results(pending: list, chunk: list[UploadSource]) -> list:
