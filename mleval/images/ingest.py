@@ -1,8 +1,10 @@
 """Taking image files into a workspace: probe, store by content, record in the catalog.
 
-Each file is streamed once into the blob store (hashed on the way) after its header has
-been probed; bad files become entries of ``report.failed`` and the rest go on. Rows reach
-the catalog one Arrow batch per chunk of files, so memory stays flat in the number of files.
+A file under 4 MiB is read once: its header is parsed from memory, its bytes hashed, and
+written to the blob store unless the store holds them already; a larger file streams into
+the store, hashed on the way. Bad files become entries of ``report.failed`` and the rest go
+on. Rows reach the catalog one Arrow batch per chunk of files, so memory stays flat in the
+number of files.
 
 Probing and storing run in ``workers`` worker processes when the files are on disk and the
 blob store is a local folder (header parsing holds Python's GIL, so threads would share one

@@ -1,8 +1,9 @@
 """Content-addressed blob store: ``sha256/ab/cdef...`` under a root folder or object-store URI.
 
-Bytes are hashed while they stream to a temporary name and renamed into place once
-complete, so a crash never leaves half a blob under a real key, and the same bytes are
-stored once. Paths go through ``pyarrow.fs`` (see ``location.py``) so a root such as
+Bytes are written to a temporary name and renamed into place once complete, so a crash
+never leaves half a blob under a real key; they are hashed while they stream, or first when
+they are already in memory (then bytes already stored are not written again). The same
+bytes are stored once. Paths go through ``pyarrow.fs`` (see ``location.py``) so a root such as
 ``s3://bucket/ws/blobs`` works the same way as a local folder.
 """
 
