@@ -102,9 +102,7 @@ def _sources_of(item: Any) -> Iterator[UploadSource]:
     elif hasattr(item, "read"):
         yield UploadSource(name=os.path.basename(getattr(item, "name", "upload")), data=item.read())
     elif isinstance(item, (str, Path)):
-        path = Path(item)
-        if str(item).startswith("~"):
-            path = path.expanduser()
+        path = Path(os.path.expanduser(item)) if isinstance(item, str) or str(item)[:1] == "~" else item
         if os.path.isdir(path):  # one stat, without pathlib's overhead: uploads list thousands of files
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,3 +166,13 @@ def test_upload_progress_is_reported(ws):
     calls = []
     ws.images.upload([(f"{i}.png", image_bytes(seed=i)) for i in range(3)], progress=lambda d, t: calls.append((d, t)))
     assert calls[-1] == (3, 3)
+
+
+def test_paths_under_the_home_folder_are_expanded_whether_str_or_path(tmp_path, monkeypatch):
+    from mleval.images.ingest import collect_sources
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "shots").mkdir()
+    (tmp_path / "shots" / "a.png").write_bytes(image_bytes())
+    for given in ("~/shots", Path("~/shots"), "~/shots/a.png", Path("~/shots/a.png")):
+        assert [s.path for s in collect_sources(given)] == [tmp_path / "shots" / "a.png"], given
