@@ -15,7 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image, UnidentifiedImageError
+# The supported formats' readers are imported here, which registers them with PIL: on a first
+# open PIL would otherwise import all of its ~50 format plugins (twice the time).
+from PIL import (  # noqa: F401
+    BmpImagePlugin,
+    GifImagePlugin,
+    Image,
+    JpegImagePlugin,
+    PngImagePlugin,
+    TiffImagePlugin,
+    UnidentifiedImageError,
+    WebPImagePlugin,
+)
 
 from mleval.core.enums import ImageFormat
 from mleval.core.errors import ImageFileError
@@ -49,9 +60,11 @@ class ImageInfo:
 _EXIF_FORMATS = (ImageFormat.JPEG, ImageFormat.TIFF, ImageFormat.WEBP)
 
 
-def _exif_orientation(image: Image.Image) -> int:
+def _exif_orientation(image: Image.Image, image_format: ImageFormat) -> int:
     try:
-        return int(image.getexif().get(0x0112, 1) or 1)
+        # A TIFF's own tags hold it, already read: getexif() would read the directory again.
+        tags = image.tag_v2 if image_format == ImageFormat.TIFF else image.getexif()
+        return int(tags.get(0x0112, 1) or 1)
     except Exception:  # a damaged EXIF block does not make the pixels unusable
         return 1
 
@@ -100,8 +113,10 @@ def _probe_stream(stream: BinaryIO, max_pixels: int) -> ImageInfo:
 
     image_format = _PIL_FORMATS[image.format]
     width, height = image.size
-    orientation = _exif_orientation(image) if image_format in _EXIF_FORMATS else 1
-    if orientation in (5, 6, 7, 8):  # stored rotated by 90 degrees: the upright image is height x width
+    orientation = _exif_orientation(image, image_format) if image_format in _EXIF_FORMATS else 1
+    # Stored rotated by 90 degrees: the upright image is height x width. PIL gives a TIFF's size
+    # upright already (and turns its pixels when it decodes them).
+    if orientation in (5, 6, 7, 8) and image_format != ImageFormat.TIFF:
         width, height = height, width
     if width <= 0 or height <= 0:
         raise ImageFileError(f"the header declares an empty image ({width}x{height}).")

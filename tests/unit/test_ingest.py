@@ -38,6 +38,14 @@ def test_every_supported_format_is_probed_from_its_header(name, fmt, mode, optio
     assert (info.format.value, info.width, info.height, info.file_size) == (fmt, 70, 30, len(data))
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "TIFF", "WEBP"])
+def test_a_quarter_turn_exif_orientation_gives_the_upright_size(fmt):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown rotated a quarter turn
+    info = probe_image(io.BytesIO(image_bytes(fmt, size=(70, 30), exif=exif.tobytes())))
+    assert (info.width, info.height, info.exif_orientation) == (30, 70, 6)
+
+
 def test_multipage_tiff_records_its_page_count(tmp_path):
     pages = [Image.fromarray(np.full((20, 30), v, np.uint8)) for v in (10, 120, 250)]
     path = tmp_path / "stack.tif"
