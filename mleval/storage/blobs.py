@@ -116,8 +116,11 @@ class BlobStore:
         self._ensure_parent(key)
         temporary = self._temporary(beside=key)
         try:
-            with self._open_sink(temporary) as sink:
-                sink.write(data)
+            if self._local:
+                _write_file(temporary, data)
+            else:
+                with self._fs.open_output_stream(temporary) as sink:
+                    sink.write(data)
             self._move(temporary, self._path(key))
         except BaseException:
             self._delete_path(temporary)
@@ -175,3 +178,15 @@ class BlobStore:
 
     def delete(self, key: str) -> None:
         self._delete_path(self._path(key))
+
+
+def _write_file(path: str, data: memoryview) -> None:
+    """Create ``path`` (it must not exist) holding ``data``, with plain descriptor calls: for
+    thousands of small blobs, a buffered file object's overhead is a good part of the write."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        written = 0
+        while written < data.nbytes:
+            written += os.write(fd, data[written:])
+    finally:
+        os.close(fd)
