@@ -163,17 +163,19 @@ def upload_images(
 ) -> UploadReport:
     """Upload ``sources`` into ``split`` (and ``dataset_id`` when given); see module docstring."""
     sources = list(sources)
-    chunks = _chunks(sources)
+    chunks = _chunks(len(sources))
     report = UploadReport()
     seen: dict[str, str] = {}  # sha256 -> image id, across chunks of this upload
     done = 0
     with _older_objects_set_aside(), _FileWorkers(sources, blobs, max_pixels, max(1, workers)) as (pool, task):
-        def submit(chunk: list[UploadSource]) -> list:
-            return [pool.submit(task, chunk[i:i + TASK_FILES]) for i in range(0, len(chunk), TASK_FILES)]
+        def submit(chunk: range) -> list:
+            return [pool.submit(task, start, min(start + TASK_FILES, chunk.stop))
+                    for start in range(chunk.start, chunk.stop, TASK_FILES)]
 
         # Two chunks in flight: the workers go on reading and storing while a chunk is recorded.
         in_flight = deque([submit(chunk) for chunk in chunks[:2]])
-        for index, chunk in enumerate(chunks):
+        for index, positions in enumerate(chunks):
+            chunk = sources[positions.start:positions.stop]
             outcomes = _results(in_flight.popleft(), chunk)
             if index + 2 < len(chunks):
                 in_flight.append(submit(chunks[index + 2]))
@@ -184,14 +186,14 @@ def upload_images(
     return report
 
 
-def _chunks(sources: list[UploadSource]) -> list[list[UploadSource]]:
-    """Chunks of CHUNK_FILES, the last one split so that its tail is small: nothing overlaps
-    recording the last chunk in the catalog."""
-    chunks = [sources[start:start + CHUNK_FILES] for start in range(0, len(sources), CHUNK_FILES)]
+def _chunks(count: int) -> list[range]:
+    """Positions of the files in chunks of CHUNK_FILES, the last chunk split so that its tail
+    is small: nothing overlaps recording the last chunk in the catalog."""
+    chunks = [range(start, min(start + CHUNK_FILES, count)) for start in range(0, count, CHUNK_FILES)]
     tail = 2 * TASK_FILES
     if chunks and len(chunks[-1]) > 2 * tail:
         last = chunks.pop()
-        chunks += [last[:-tail], last[-tail:]]
+        chunks += [range(last.start, last.stop - tail), range(last.stop - tail, last.stop)]
     return chunks
 
 
@@ -210,21 +212,23 @@ def _older_objects_set_aside():
 
 
 class _FileWorkers:
-    """The executor that probes and stores files, and the task function to submit to it."""
+    """The executor that probes and stores files, and the task function to submit to it: a
+    task stores ``sources[start:stop]``."""
 
     def __init__(self, sources: list[UploadSource], blobs: BlobStore, max_pixels: int, workers: int):
         use_processes = (workers > 1 and blobs.is_local and sys.platform.startswith("linux")
                          and len(sources) >= PROCESS_MIN_FILES and all(s.path is not None for s in sources))
         if use_processes:
-            # fork: the workers inherit the imported modules and start in milliseconds; they only
-            # read files and write blobs, and leave through os._exit (no parent's exit handlers).
+            # fork: the workers inherit the imported modules and the list of files (a task names
+            # positions in it, nothing to pickle) and start in milliseconds; they only read files
+            # and write blobs, and leave through os._exit (no parent's exit handlers).
             self.pool: Executor = ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("fork"),
-                initializer=_set_worker_store, initargs=(blobs, max_pixels))
+                initializer=_set_worker_store, initargs=(sources, blobs, max_pixels))
             self.task: Callable = _store_files_in_worker
         else:
             self.pool = ThreadPoolExecutor(workers)
-            self.task = lambda group: _store_files(group, blobs, max_pixels)
+            self.task = lambda start, stop: _store_files(sources[start:stop], blobs, max_pixels)
 
     def __enter__(self) -> tuple[Executor, Callable]:
         return self.pool, self.task
@@ -246,20 +250,20 @@ def _results(pending: list, chunk: list[UploadSource]) -> list:
             "them are stored. Upload those files again with workers=1 to find the one that fails.") from None
 
 
-_worker_store: tuple[BlobStore, int] | None = None
+_worker_store: tuple[list[UploadSource], BlobStore, int] | None = None
 
 
-def _set_worker_store(blobs: BlobStore, max_pixels: int) -> None:
+def _set_worker_store(sources: list[UploadSource], blobs: BlobStore, max_pixels: int) -> None:
     global _worker_store
     # The objects inherited from the parent stay out of this process's garbage collections, which
     # would otherwise walk them all and copy every memory page they sit on.
     gc.freeze()
-    _worker_store = (blobs, max_pixels)
+    _worker_store = (sources, blobs, max_pixels)
 
 
-def _store_files_in_worker(sources: list[UploadSource]) -> list:
-    blobs, max_pixels = _worker_store
-    return _store_files(sources, blobs, max_pixels)
+def _store_files_in_worker(start: int, stop: int) -> list:
+    sources, blobs, max_pixels = _worker_store
+    return _store_files(sources[start:stop], blobs, max_pixels)
 
 
 def _store_files(sources: list[UploadSource], blobs: BlobStore, max_pixels: int) -> list:

@@ -135,7 +135,7 @@ def test_files_on_disk_go_to_worker_processes_and_in_memory_data_to_threads(ws, 
     for sources, workers, kind in cases:
         with ingest._FileWorkers(sources, ws.blobs, 10**8, workers) as (pool, task):
             assert isinstance(pool, kind)
-            outcomes = pool.submit(task, sources).result()
+            outcomes = pool.submit(task, 0, len(sources)).result()
         assert [blob.sha256 for _, blob in outcomes] == [hashlib.sha256(s.data or s.path.read_bytes()).hexdigest() for s in sources]
 
 
