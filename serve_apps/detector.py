@@ -19,7 +19,6 @@ import io
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +36,7 @@ from mleval.deploy.limits import KeyRateLimiter, parse_rate_limit, retry_after_h
 from mleval.deploy.monitor import get_collector
 from mleval.deploy.schemas import ErrorResponse, HealthResponse, PredictJSONRequest, PredictResponse, Timings
 from mleval.storage.location import StorageLocation
+from serve_apps.model_thread import ModelThread, predict_images
 
 logger = logging.getLogger("mleval.serve")
 
@@ -44,6 +44,7 @@ FLUSH_EVERY_S = 1.0
 KEYS_REFRESH_EVERY_S = 10.0
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 MAX_BUFFERED_EVENTS = 100_000
+SERVE_BATCHES = 8  # Serve batches handed to the model thread at once
 
 api = FastAPI(
     title="mleval model endpoint",
@@ -192,18 +193,6 @@ def _decode(data: bytes, max_pixels: int) -> np.ndarray:
         raise ApiError(422, "not_an_image", f"the image could not be decoded ({error}).") from None
 
 
-def _predict(predictor, images: list[np.ndarray], conf: float, threads: int) -> list:
-    """The model call on ``threads`` torch threads: as many as the replica holds CPUs. ultralytics
-    would use the machine's CPUs minus one, which on a small machine leaves part of the replica
-    idle and on a large one oversubscribes it. The count belongs to the calling thread (the
-    replica's model thread)."""
-    import torch
-
-    if threads >= 1 and torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-    return predictor.predict(images, conf=conf)
-
-
 @serve.deployment(name="Model", max_ongoing_requests=32, graceful_shutdown_timeout_s=30)
 @serve.ingress(api)
 class ModelServer:
@@ -220,25 +209,19 @@ class ModelServer:
         self._events: list[tuple] = []
         self._collector = get_collector(workspace_path, deployment_name)
         self._background: asyncio.Task | None = None
-        self._threads = int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0))
-        # Every torch call of this replica runs on this one thread. PyTorch's OpenMP runtime keeps
-        # a team of worker threads per calling thread; once a second thread has run the model,
-        # the teams outnumber the CPUs and each small operation waits on sleeping threads
-        # (yolo11n on 2 CPUs: 67 ms a call instead of 42-50).
-        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="mleval-model")
-
-    async def _on_model_thread(self, function, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._model_thread, function, *args)
+        # Every torch call runs on the model thread, on as many torch threads as the replica has CPUs.
+        self._model = ModelThread(int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0)))
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
         """A new version (or the first): load its model beside the one serving, then swap."""
-        loaded = await self._on_model_thread(functools.partial(self._ws.models.load, config["model_id"],
-                                                               imgsz=int(config["imgsz"])))
+        loaded = await self._model.call(functools.partial(self._ws.models.load, config["model_id"],
+                                                          imgsz=int(config["imgsz"])))
         # The first forward pass is slow (allocation, kernel selection): pay it before serving.
         warmup = np.zeros((int(config["imgsz"]), int(config["imgsz"]), 3), dtype=np.uint8)
-        await self._on_model_thread(_predict, loaded.predictor, [warmup], 1.0, self._threads)
+        await self._model.call(predict_images, loaded.predictor, [warmup], 1.0, self._model.threads)
         limiter = KeyRateLimiter(parse_rate_limit(config.get("rate_limit")), share=float(config.get("rate_share", 1.0)))
         self._predict_batch.set_max_batch_size(int(config["max_batch_size"]))
+        self._model.max_batch_size = int(config["max_batch_size"])
         self._predict_batch.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
         await self._refresh_keys()
         self._serving = _Serving(config, loaded.predictor, limiter)
@@ -310,20 +293,12 @@ class ModelServer:
                 logger.warning("metrics flush failed: %s", error)
 
     # -- the model call ----------------------------------------------------------------------
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0)
+    # Serve's batches go straight to the model thread, which merges those waiting for it into one
+    # model call (see serve_apps/model_thread.py): SERVE_BATCHES of them may wait at once.
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0, max_concurrent_batches=SERVE_BATCHES)
     async def _predict_batch(self, items: list[tuple[_Serving, np.ndarray, float]]) -> list[tuple[Any, int]]:
-        groups: dict[int, list[int]] = {}
-        for index, (item_serving, _, _) in enumerate(items):
-            groups.setdefault(id(item_serving), []).append(index)
-        results: list[Any] = [None] * len(items)
-        for indices in groups.values():  # one model call per version (two only across a swap)
-            predictor = items[indices[0]][0].predictor
-            lowest = min(items[i][2] for i in indices)
-            predictions = await self._on_model_thread(_predict, predictor, [items[i][1] for i in indices], lowest,
-                                                      self._threads)
-            for i, prediction in zip(indices, predictions):
-                results[i] = (prediction, len(indices))
-        return results
+        return list(await asyncio.gather(*(self._model.predict(serving.predictor, image, conf)
+                                           for serving, image, conf in items)))
 
     # -- routes ------------------------------------------------------------------------------
     @api.get("/health", response_model=HealthResponse, responses={503: _ERRORS[503]})
@@ -406,7 +381,7 @@ def build_app(*, workspace_path: str | StorageLocation, deployment_name: str, co
                             .encode()).hexdigest()[:12]
     options: dict[str, Any] = {
         "user_config": config, "ray_actor_options": resources,
-        "max_ongoing_requests": max(32, 4 * int(config["max_batch_size"])),
+        "max_ongoing_requests": max(32, SERVE_BATCHES * int(config["max_batch_size"])),
     }
     if autoscaling:
         options["autoscaling_config"] = autoscaling

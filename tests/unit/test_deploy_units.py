@@ -212,16 +212,16 @@ def test_the_model_call_uses_the_replicas_cpu_count_not_ultralytics_own(ws):
 
     import torch
 
-    from serve_apps.detector import _predict
+    from serve_apps.model_thread import predict_images
 
     predictor = ws.models.load("yolo11n", imgsz=64).predictor
     image = np.zeros((64, 64, 3), np.uint8)
     threads = os.cpu_count() + 1  # never ultralytics' choice (the CPU count minus one, at most 8)
 
     def two_calls() -> tuple[int, int]:
-        _predict(predictor, [image], 0.5, threads)  # sets the model up: ultralytics sets its own count
+        predict_images(predictor, [image], 0.5, threads)  # sets the model up: ultralytics sets its own count
         after_setup = torch.get_num_threads()
-        _predict(predictor, [image], 0.5, threads)
+        predict_images(predictor, [image], 0.5, threads)
         return after_setup, torch.get_num_threads()
 
     with ThreadPoolExecutor(1) as pool:  # the count is per thread: a pool thread, as in the replica

@@ -1,0 +1,91 @@
+"""The one thread of a replica that runs its model, and the batching in front of it.
+
+Every torch call of a replica (loading, warm-up, predictions) runs on this one thread.
+PyTorch's OpenMP runtime keeps a team of worker threads per calling thread; once a second
+thread has run the model, the teams outnumber the CPUs and each small operation waits on
+sleeping threads (yolo11n on 2 CPUs: 67 ms a call instead of 42).
+
+Predictions that come while the model is busy wait together and go in as one batch (up to
+``max_batch_size`` images) the moment it is free. A request that comes alone runs at once; under
+load a batch is what arrived during the previous call, so reading and decoding the next
+requests overlaps the model. (Serve's ``@serve.batch`` closes a batch when its wait ends,
+whether or not the model is free: left alone it runs batches of one at a time, or makes
+requests wait for a batch that could already run.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+
+def predict_images(predictor, images: list[np.ndarray], conf: float, threads: int) -> list:
+    """The model call on ``threads`` torch threads: as many as the replica holds CPUs. ultralytics
+    would use the machine's CPUs minus one, which on a small machine leaves part of the replica
+    idle and on a large one oversubscribes it. The count belongs to the calling thread."""
+    import torch
+
+    if threads >= 1 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return predictor.predict(images, conf=conf)
+
+
+class ModelThread:
+    """Runs a replica's model calls on one thread; merges the predictions waiting for it."""
+
+    def __init__(self, threads: int):
+        self.threads = threads  # torch threads of a model call: the replica's CPUs
+        self.max_batch_size = 1
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="mleval-model")
+        self._waiting: list[tuple[Any, np.ndarray, float, asyncio.Future]] = []
+        self._running = False
+
+    async def call(self, function, *args) -> Any:
+        """``function(*args)`` on the model thread (loading a model, warming it up)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    async def predict(self, predictor, image: np.ndarray, conf: float) -> tuple[Any, int]:
+        """The prediction for one image and the size of the batch it went in with."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._waiting.append((predictor, image, conf, future))
+        if not self._running:
+            self._running = True
+            loop.create_task(self._run_waiting())
+        return await future
+
+    async def _run_waiting(self) -> None:
+        try:
+            while self._waiting:
+                await self._run(self._next_batch())
+        finally:
+            self._running = False
+
+    def _next_batch(self) -> list[tuple[Any, np.ndarray, float, asyncio.Future]]:
+        """The oldest waiting predictions of the first one's model (a version swap can leave two
+        models waiting), at most ``max_batch_size``; the others keep their order."""
+        predictor = self._waiting[0][0]
+        batch, rest = [], []
+        for item in self._waiting:
+            (batch if item[0] is predictor and len(batch) < self.max_batch_size else rest).append(item)
+        self._waiting = rest
+        return batch
+
+    async def _run(self, batch: list[tuple[Any, np.ndarray, float, asyncio.Future]]) -> None:
+        batch = [item for item in batch if not item[3].done()]  # the client went away
+        if not batch:
+            return
+        try:
+            predictions = await self.call(predict_images, batch[0][0], [item[1] for item in batch],
+                                          min(item[2] for item in batch), self.threads)
+        except Exception as error:
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (*_, future), prediction in zip(batch, predictions):
+            if not future.done():
+                future.set_result((prediction, len(batch)))
