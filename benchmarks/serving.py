@@ -1,6 +1,6 @@
 """Serving benchmark: a deployed yolo11n over HTTP against in-process predict, same run.
 
-    .venv/bin/python benchmarks/serving.py [--requests 200] [--imgsz 640] [--cpus N]
+    .venv/bin/python benchmarks/serving.py [--requests 200] [--rounds 3] [--imgsz 640] [--cpus N]
 
 yolo11n at imgsz 640 on the CPU, 640x480 JPEG uploads. Measured in one process:
 1. in-process: decode + ``predictor.predict([image])`` one at a time (what a notebook does),
@@ -9,7 +9,10 @@ yolo11n at imgsz 640 on the CPU, 640x480 JPEG uploads. Measured in one process:
    dynamic batching on (max_batch_size 8, no wait: a batch is what arrived while the model was
    busy) at concurrency 1 and 8;
 3. the same endpoint with batching off (max_batch_size 1, updated in place) at concurrency 8.
-Latency is per request as the client sees it (p50/p99 ms); throughput is requests / wall time.
+In-process and concurrency 1 alternate over ``--rounds`` rounds of ``--requests`` each, and so
+do batching on and off: a machine that speeds up or slows down during the run weighs on both.
+Latency is per request as the client sees it (p50/p99 ms over all rounds); throughput is
+requests / wall time, the median of the rounds.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import io
 import json
 import os
 import socket
+import statistics
 import sys
 import tempfile
 import threading
@@ -45,12 +49,23 @@ def _jpegs(count: int) -> list[bytes]:
     return out
 
 
-def _summary(latencies_ms: list[float], wall_s: float, failures: int = 0) -> dict:
+def _summary(runs: list[dict]) -> dict:
+    """One figure set over rounds: latency percentiles over every request of every round,
+    throughput the median of the rounds' (each round is ``len / wall``)."""
     import numpy as np
 
-    values = np.asarray(latencies_ms)
-    return {"requests": len(values), "failures": failures, "p50_ms": round(float(np.percentile(values, 50)), 1),
-            "p99_ms": round(float(np.percentile(values, 99)), 1), "req_per_s": round(len(values) / wall_s, 2)}
+    latencies = np.concatenate([run["latencies"] for run in runs])
+    summary = {"requests": int(latencies.size), "failures": sum(run["failures"] for run in runs),
+               "p50_ms": round(float(np.percentile(latencies, 50)), 1),
+               "p99_ms": round(float(np.percentile(latencies, 99)), 1),
+               "req_per_s": round(float(np.median([len(run["latencies"]) / run["wall"] for run in runs])), 2)}
+    if "batch_sizes" in runs[0]:
+        # Where the time goes: the model call, the replica's whole handler, and the client's view.
+        summary["mean_batch_size"] = round(float(np.mean(np.concatenate([run["batch_sizes"] for run in runs]))), 2)
+        summary["model_p50_ms"] = round(float(np.percentile(np.concatenate([run["model_ms"] for run in runs]), 50)), 1)
+        summary["replica_p50_ms"] = round(float(np.percentile(np.concatenate([run["replica_ms"] for run in runs]), 50)),
+                                          1)
+    return summary
 
 
 def _in_process(predictor, images: list[bytes], batch: int) -> dict:
@@ -61,11 +76,10 @@ def _in_process(predictor, images: list[bytes], batch: int) -> dict:
         t0 = time.perf_counter()
         predictor.predict([decode_rgb(b) for b in images[start:start + batch]], conf=0.25)
         latencies += [(time.perf_counter() - t0) * 1000.0] * len(images[start:start + batch])
-    return _summary(latencies, time.perf_counter() - started)
+    return {"latencies": latencies, "wall": time.perf_counter() - started, "failures": 0}
 
 
 def _http(url: str, key: str, images: list[bytes], concurrency: int) -> dict:
-    import numpy as np
     import requests
 
     local = threading.local()
@@ -82,14 +96,11 @@ def _http(url: str, key: str, images: list[bytes], concurrency: int) -> dict:
         results = list(pool.map(one, images))
     wall = time.perf_counter() - started
     ok = [r for r in results if r[1] == 200]
-    summary = _summary([r[0] for r in ok], wall, failures=len(results) - len(ok))
-    batch_sizes = [r[2].get("batch_size", 1) for r in ok]
-    summary["mean_batch_size"] = round(sum(batch_sizes) / max(1, len(batch_sizes)), 2)
-    # Where the time goes: the model call, the replica's whole handler, and the client's view.
-    model_ms = [sum(r[2].get(k, 0.0) for k in ("preprocess_ms", "inference_ms", "postprocess_ms")) for r in ok]
-    summary["model_p50_ms"] = round(float(np.percentile(model_ms, 50)), 1)
-    summary["replica_p50_ms"] = round(float(np.percentile([r[2].get("total_ms", 0.0) for r in ok], 50)), 1)
-    return summary
+    return {"latencies": [r[0] for r in ok], "wall": wall, "failures": len(results) - len(ok),
+            "batch_sizes": [r[2].get("batch_size", 1) for r in ok],
+            "model_ms": [sum(r[2].get(k, 0.0) for k in ("preprocess_ms", "inference_ms", "postprocess_ms"))
+                         for r in ok],
+            "replica_ms": [r[2].get("total_ms", 0.0) for r in ok]}
 
 
 class _Results(dict):
@@ -105,6 +116,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--cpus", type=int, default=os.cpu_count(), help="CPUs of Ray and of the one replica")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of --requests each")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
 
@@ -123,25 +135,45 @@ def main() -> None:
         predictor = ws.models.load("yolo11n", imgsz=args.imgsz).predictor
         _in_process(predictor, images[:4], 1)  # warm up
         torch.set_num_threads(args.cpus)  # as many threads as the replica below (ultralytics set its own in warm-up)
-        results["in-process, one at a time"] = _in_process(predictor, images, 1)
-        results["in-process, batches of 8"] = _in_process(predictor, images, 8)
 
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         common = dict(name="bench", imgsz=args.imgsz, port=port, rate_limit=None, cpus_per_replica=args.cpus)
+        versions = (f"1.0.{n}" for n in range(100))
         t0 = time.perf_counter()
-        dep = deploy(ws, "yolo11n", version="1.0.0", max_batch_size=8, **common)
+        dep = deploy(ws, "yolo11n", version=next(versions), max_batch_size=8, **common)
         results["deploy (serve.run to ready), s"] = {"seconds": round(time.perf_counter() - t0, 1)}
         key = dep.create_api_key("bench")
         _http(dep.url, key, images[:8], 8)  # warm up connections and the batch path
-        results["HTTP, batching on, concurrency 1"] = _http(dep.url, key, images, 1)
-        results["HTTP, batching on, concurrency 8"] = _http(dep.url, key, images, 8)
-        t0 = time.perf_counter()
-        deploy(ws, "yolo11n", version="1.0.1", max_batch_size=1, **common)
-        results["in-place update to 1.0.1, s"] = {"seconds": round(time.perf_counter() - t0, 1)}
-        _http(dep.url, key, images[:8], 8)
-        results["HTTP, batching off, concurrency 8"] = _http(dep.url, key, images, 8)
+
+        # Rounds alternate between the things compared, so a machine that speeds up or slows
+        # down during the run (other tenants, memory) weighs on both alike.
+        in_process, one = [], []
+        for _ in range(args.rounds):
+            in_process.append(_in_process(predictor, images, 1))
+            one.append(_http(dep.url, key, images, 1))
+        results["in-process, one at a time"] = _summary(in_process)
+        results["in-process, batches of 8"] = _summary([_in_process(predictor, images, 8)])
+        results["HTTP, batching on, concurrency 1"] = _summary(one)
+
+        def switch(max_batch_size: int) -> float:
+            t0 = time.perf_counter()
+            deploy(ws, "yolo11n", version=next(versions), max_batch_size=max_batch_size, **common)
+            seconds = time.perf_counter() - t0
+            _http(dep.url, key, images[:8], 8)
+            return seconds
+
+        batching_on, batching_off, updates = [], [], []
+        for _ in range(args.rounds):
+            batching_on.append(_http(dep.url, key, images, 8))
+            updates.append(switch(1))
+            batching_off.append(_http(dep.url, key, images, 8))
+            updates.append(switch(8))
+        results["HTTP, batching on, concurrency 8"] = _summary(batching_on)
+        results["HTTP, batching off, concurrency 8"] = _summary(batching_off)
+        results["in-place updates (max_batch_size 8 <-> 1), s"] = {
+            "median_seconds": round(statistics.median(updates), 1)}
         dep.delete()
     ray.shutdown()
     print(json.dumps({"imgsz": args.imgsz, "cpus": args.cpus, "results": results}, indent=2))
