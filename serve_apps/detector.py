@@ -7,6 +7,10 @@ rate limit, batch sizes) travels as the deployment's ``user_config``: a new vers
 rollback reconfigures the running replicas, which load the new model beside the old one and
 swap, so no request is refused while it happens. ``mleval.deploy.deploy`` builds this app;
 ``serve run serve_apps/detector.yaml`` builds it through :func:`app_builder`.
+
+A replica reads and decodes requests on its event loop and worker threads; the model itself
+runs on one model thread, which merges the predictions waiting for it into one batch
+(``serve_apps/model_thread.py``).
 """
 
 

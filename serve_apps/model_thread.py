@@ -41,7 +41,7 @@ class ModelThread:
         self.max_batch_size = 1
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="mleval-model")
         self._waiting: list[tuple[Any, np.ndarray, float, asyncio.Future]] = []
-        self._running = False
+        self._runner: asyncio.Task | None = None  # drains the waiting predictions while there are any
 
     async def call(self, function, *args) -> Any:
         """``function(*args)`` on the model thread (loading a model, warming it up)."""
@@ -52,17 +52,13 @@ class ModelThread:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._waiting.append((predictor, image, conf, future))
-        if not self._running:
-            self._running = True
-            loop.create_task(self._run_waiting())
+        if self._runner is None or self._runner.done():
+            self._runner = loop.create_task(self._run_waiting())
         return await future
 
     async def _run_waiting(self) -> None:
-        try:
-            while self._waiting:
-                await self._run(self._next_batch())
-        finally:
-            self._running = False
+        while self._waiting:
+            await self._run(self._next_batch())
 
     def _next_batch(self) -> list[tuple[Any, np.ndarray, float, asyncio.Future]]:
         """The oldest waiting predictions of the first one's model (a version swap can leave two
