@@ -8,8 +8,10 @@ yolo11n at imgsz 640 on the CPU, 640x480 JPEG uploads. Measured in one process:
 2. the HTTP endpoint (multipart upload, API key, one replica holding ``--cpus`` CPUs) with
    dynamic batching on (max_batch_size 8, no wait: a batch is what arrived while the model was
    busy) at concurrency 1 and 8;
-3. the same endpoint with batching off (max_batch_size 1, updated in place) at concurrency 8.
-In-process and concurrency 1 alternate over ``--rounds`` rounds of ``--requests`` each, and so
+3. the same endpoint with batching off (max_batch_size 1, updated in place) at concurrency 8;
+4. for scale, Serve's own cost on this machine: an endpoint on the same Serve instance that
+   reads the same multipart upload and answers at once (no decode, no model, no key).
+In-process, concurrency 1 and Serve's own cost alternate over ``--rounds`` rounds of ``--requests`` each, and so
 do batching on and off: a machine that speeds up or slows down during the run weighs on both.
 Latency is per request as the client sees it (p50/p99 ms over all rounds); throughput is
 requests / wall time, the median of the rounds.
@@ -96,11 +98,26 @@ def _http(url: str, key: str, images: list[bytes], concurrency: int) -> dict:
         results = list(pool.map(one, images))
     wall = time.perf_counter() - started
     ok = [r for r in results if r[1] == 200]
-    return {"latencies": [r[0] for r in ok], "wall": wall, "failures": len(results) - len(ok),
-            "batch_sizes": [r[2].get("batch_size", 1) for r in ok],
-            "model_ms": [sum(r[2].get(k, 0.0) for k in ("preprocess_ms", "inference_ms", "postprocess_ms"))
-                         for r in ok],
-            "replica_ms": [r[2].get("total_ms", 0.0) for r in ok]}
+    run = {"latencies": [r[0] for r in ok], "wall": wall, "failures": len(results) - len(ok)}
+    if ok and ok[0][2]:  # the model's endpoint reports its timings
+        run.update(batch_sizes=[r[2].get("batch_size", 1) for r in ok],
+                   model_ms=[sum(r[2].get(k, 0.0) for k in ("preprocess_ms", "inference_ms", "postprocess_ms"))
+                             for r in ok],
+                   replica_ms=[r[2].get("total_ms", 0.0) for r in ok])
+    return run
+
+
+def _deploy_bare_endpoint() -> None:
+    """``POST /bare/...``: reads the multipart upload and answers its size; no CPUs reserved."""
+    from ray import serve
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0})
+    class Bare:
+        async def __call__(self, request):  # Serve hands over a starlette Request
+            form = await request.form()
+            return {"bytes": len(await form["file"].read())}
+
+    serve.run(Bare.bind(), name="bare", route_prefix="/bare")
 
 
 class _Results(dict):
@@ -122,6 +139,7 @@ def main() -> None:
 
     import ray
     import torch
+    from ray import serve
 
     import mleval
     from mleval.deploy import deploy
@@ -146,16 +164,21 @@ def main() -> None:
         results["deploy (serve.run to ready), s"] = {"seconds": round(time.perf_counter() - t0, 1)}
         key = dep.create_api_key("bench")
         _http(dep.url, key, images[:8], 8)  # warm up connections and the batch path
+        _deploy_bare_endpoint()
+        bare_url = dep.url.rsplit("/", 1)[0] + "/bare"
+        _http(bare_url, key, images[:8], 1)
 
         # Rounds alternate between the things compared, so a machine that speeds up or slows
         # down during the run (other tenants, memory) weighs on both alike.
-        in_process, one = [], []
+        in_process, one, bare = [], [], []
         for _ in range(args.rounds):
             in_process.append(_in_process(predictor, images, 1))
             one.append(_http(dep.url, key, images, 1))
+            bare.append(_http(bare_url, key, images, 1))
         results["in-process, one at a time"] = _summary(in_process)
         results["in-process, batches of 8"] = _summary([_in_process(predictor, images, 8)])
         results["HTTP, batching on, concurrency 1"] = _summary(one)
+        results["HTTP, Serve's own cost (same upload, no model), concurrency 1"] = _summary(bare)
 
         def switch(max_batch_size: int) -> float:
             t0 = time.perf_counter()
@@ -175,6 +198,7 @@ def main() -> None:
         results["in-place updates (max_batch_size 8 <-> 1), s"] = {
             "median_seconds": round(statistics.median(updates), 1)}
         dep.delete()
+        serve.delete("bare")
     ray.shutdown()
     print(json.dumps({"imgsz": args.imgsz, "cpus": args.cpus, "results": results}, indent=2))
 
