@@ -11,8 +11,9 @@ yolo11n at imgsz 640 on the CPU, 640x480 JPEG uploads. Measured in one process:
 3. the same endpoint with batching off (max_batch_size 1, updated in place) at concurrency 8;
 4. for scale, Serve's own cost on this machine: an endpoint on the same Serve instance that
    reads the same multipart upload and answers at once (no decode, no model, no key).
-In-process, concurrency 1 and Serve's own cost alternate over ``--rounds`` rounds of ``--requests`` each, and so
-do batching on and off: a machine that speeds up or slows down during the run weighs on both.
+In-process, concurrency 1 and Serve's own cost alternate over ``--rounds`` rounds of
+``--requests`` each, and so do batching on and off: a machine that speeds up or slows down
+during the run weighs on both.
 Latency is per request as the client sees it (p50/p99 ms over all rounds); throughput is
 requests / wall time, the median of the rounds.
 """
