@@ -10,7 +10,8 @@ yolo11n at imgsz 640 on the CPU, 640x480 JPEG uploads. Measured in one process:
    busy) at concurrency 1 and 8;
 3. the same endpoint with batching off (max_batch_size 1, updated in place) at concurrency 8;
 4. for scale, Serve's own cost on this machine: an endpoint on the same Serve instance that
-   reads the same multipart upload and answers at once (no decode, no model, no key).
+   reads the same multipart upload and answers (no decode, no model, no key), at once and
+   after holding the request as long as the round's in-process p50 (asleep, no CPU used).
 In-process, concurrency 1 and Serve's own cost alternate over ``--rounds`` rounds of
 ``--requests`` each, and so do batching on and off: a machine that speeds up or slows down
 during the run weighs on both.
@@ -82,7 +83,7 @@ def _in_process(predictor, images: list[bytes], batch: int) -> dict:
     return {"latencies": latencies, "wall": time.perf_counter() - started, "failures": 0}
 
 
-def _http(url: str, key: str, images: list[bytes], concurrency: int) -> dict:
+def _http(url: str, key: str, images: list[bytes], concurrency: int, query: str = "") -> dict:
     import requests
 
     local = threading.local()
@@ -90,7 +91,7 @@ def _http(url: str, key: str, images: list[bytes], concurrency: int) -> dict:
     def one(data: bytes):
         session = getattr(local, "session", None) or setattr(local, "session", requests.Session()) or local.session
         t0 = time.perf_counter()
-        response = session.post(url + "/predict", files={"file": ("a.jpg", data, "image/jpeg")},
+        response = session.post(url + "/predict" + query, files={"file": ("a.jpg", data, "image/jpeg")},
                                 headers={"X-API-Key": key}, timeout=120)
         return (time.perf_counter() - t0) * 1000.0, response.status_code, response.json().get("timings", {})
 
@@ -109,14 +110,19 @@ def _http(url: str, key: str, images: list[bytes], concurrency: int) -> dict:
 
 
 def _deploy_bare_endpoint() -> None:
-    """``POST /bare/...``: reads the multipart upload and answers its size; no CPUs reserved."""
+    """``POST /bare/...?hold_ms=N``: reads the multipart upload, sleeps ``N`` ms and answers its
+    size; no CPUs reserved."""
+    import asyncio
+
     from ray import serve
 
     @serve.deployment(ray_actor_options={"num_cpus": 0})
     class Bare:
         async def __call__(self, request):  # Serve hands over a starlette Request
             form = await request.form()
-            return {"bytes": len(await form["file"].read())}
+            size = len(await form["file"].read())
+            await asyncio.sleep(float(request.query_params.get("hold_ms", 0)) / 1000.0)
+            return {"bytes": size}
 
     serve.run(Bare.bind(), name="bare", route_prefix="/bare")
 
@@ -171,15 +177,21 @@ def main() -> None:
 
         # Rounds alternate between the things compared, so a machine that speeds up or slows
         # down during the run (other tenants, memory) weighs on both alike.
-        in_process, one, bare = [], [], []
+        in_process, one, bare, held = [], [], [], []
         for _ in range(args.rounds):
             in_process.append(_in_process(predictor, images, 1))
             one.append(_http(dep.url, key, images, 1))
             bare.append(_http(bare_url, key, images, 1))
+            hold_ms = round(statistics.median(in_process[-1]["latencies"]), 1)
+            held.append({**_http(bare_url, key, images, 1, query=f"?hold_ms={hold_ms}"), "hold_ms": hold_ms})
         results["in-process, one at a time"] = _summary(in_process)
         results["in-process, batches of 8"] = _summary([_in_process(predictor, images, 8)])
         results["HTTP, batching on, concurrency 1"] = _summary(one)
         results["HTTP, Serve's own cost (same upload, no model), concurrency 1"] = _summary(bare)
+        results["HTTP, Serve's own cost, request held as long as in-process p50, concurrency 1"] = {
+            **_summary(held), "held_ms": [run["hold_ms"] for run in held],
+            "p50_beyond_hold_ms": round(statistics.median(
+                latency - run["hold_ms"] for run in held for latency in run["latencies"]), 1)}
 
         def switch(max_batch_size: int) -> float:
             t0 = time.perf_counter()
