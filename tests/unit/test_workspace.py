@@ -38,6 +38,34 @@ def test_reopen_round_trip(tmp_path):
     ws.close()
 
 
+def test_a_catalog_of_an_older_schema_is_migrated_keeping_its_rows(tmp_path, monkeypatch):
+    import uuid
+
+    import pyarrow as pa
+
+    import mleval.catalog.catalog as catalog_module
+    from mleval.catalog.schema import MIGRATIONS
+
+    # The catalog as mleval wrote it before migration 3 (annotation ids random, UUID v4).
+    monkeypatch.setattr(catalog_module, "MIGRATIONS", MIGRATIONS[:2])
+    monkeypatch.setattr(catalog_module, "LATEST_VERSION", 2)
+    ws = mleval.Workspace.open(tmp_path / "w")
+    image = ws.images.upload([("a.png", image_bytes(seed=1))]).succeeded[0]
+    old = ws.annotations.add_batch(pa.table({"image_id": [image.id], "class_labels": [["a"]],
+                                             "bounding_boxes": [[[1.0, 1.0, 5.0, 5.0]]]}))
+    assert old == 1 and ws.catalog.schema_version() == 2
+    ws.close()
+    monkeypatch.undo()
+
+    ws = mleval.Workspace.open(tmp_path / "w")
+    assert ws.catalog.schema_version() == LATEST_VERSION >= 3
+    ws.annotations.add_batch(pa.table({"image_id": [image.id] * 2, "class_labels": [["b"], ["c"]],
+                                       "bounding_boxes": [[[2.0, 2.0, 6.0, 6.0]]] * 2}))
+    versions = {record.class_labels[0]: uuid.UUID(str(record.id)).version for record in ws.annotations.list()}
+    assert versions == {"a": 4, "b": 7, "c": 7}
+    ws.close()
+
+
 def test_a_catalog_from_a_newer_mleval_is_refused_untouched(tmp_path):
     ws = mleval.Workspace.open(tmp_path / "w")
     ws.catalog._con.execute("INSERT INTO schema_migrations VALUES (999, 'future', now())")
