@@ -35,6 +35,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from ray import serve
 from starlette.datastructures import UploadFile
 
+from mleval.cluster import http_ingress
 from mleval.deploy.keys import hash_api_key, key_table
 from mleval.deploy.limits import KeyRateLimiter, parse_rate_limit, retry_after_header
 from mleval.deploy.monitor import get_collector
@@ -311,7 +312,7 @@ class ModelServer:
         if serving is None:
             return ApiError(503, "not_ready", "the model is still loading.").response()
         return HealthResponse(status="ok", deployment=self._name, version=serving.version,
-                              model=serving.config["model_name"])
+                              model=serving.config["model_name"], ingress=http_ingress())
 
     @api.post("/predict", response_model=PredictResponse, openapi_extra=_PREDICT_BODY,
               responses={s: _ERRORS[s] for s in (400, 401, 413, 415, 422, 429, 503)})

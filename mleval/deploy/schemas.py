@@ -45,3 +45,4 @@ class HealthResponse(BaseModel):
     deployment: str
     version: str
     model: str
+    ingress: str = Field(description='What relays HTTP to the replica: "haproxy" or "serve proxy".')

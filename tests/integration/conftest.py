@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import pytest
 
+from mleval.cluster import free_port  # noqa: F401  (tests import it from here)
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def import_shapes(ws, folder: Path, *, train: int = 16, validation: int = 8):
@@ -42,6 +37,9 @@ def pytest_collection_modifyitems(items):
 def ray_session():
     import ray
 
+    from mleval.cluster import prepare_local_ray_environment
+
+    prepare_local_ray_environment()
     # Workers import test helpers by module path, as the driver does.
     pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     options = dict(num_cpus=2, include_dashboard=False, namespace="mleval", log_to_driver=False,

@@ -40,6 +40,9 @@ def _environment(ray_tmp: str) -> None:
 
     os.environ["RAY_TMPDIR"] = ray_tmp  # its own ray_current_cluster file: other sessions' ray.init() never find it
     os.environ.pop("RAY_ADDRESS", None)
+    # Both nodes are this one machine: each node's HAProxy would listen on the same HTTP port.
+    # Serve's own proxy (one per node, ports assigned) serves this scenario.
+    os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "0"
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))
 
 

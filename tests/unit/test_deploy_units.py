@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 
 import numpy as np
 import pytest
 
+from mleval import cluster
 from mleval.core.errors import ValidationError
 from mleval.deploy.deployments import _validate
 from mleval.deploy.keys import hash_api_key, key_entry, key_table, new_api_key
@@ -227,3 +230,41 @@ def test_the_model_call_uses_the_replicas_cpu_count_not_ultralytics_own(ws):
     with ThreadPoolExecutor(1) as pool:  # the count is per thread: a pool thread, as in the replica
         after_setup, after_call = pool.submit(two_calls).result()
     assert after_setup != threads and after_call == threads
+
+
+
+@pytest.fixture
+def ingress_environment(monkeypatch):
+    """No ingress settings in the environment (monkeypatch restores them afterwards)."""
+    for name in ("RAY_SERVE_ENABLE_HA_PROXY", "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S",
+                 "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD", "RAY_SERVE_HAPROXY_STATS_PORT",
+                 "RAY_SERVE_HAPROXY_METRICS_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_a_local_ray_gets_haproxy_in_front_where_it_is_at_hand(ingress_environment):
+    ingress_environment.setattr(cluster, "_haproxy_available", lambda: True)
+    cluster.prepare_local_ray_environment()
+    assert cluster.http_ingress() == "haproxy"
+    assert os.environ["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] == "2"
+    assert os.environ["RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD"] == "0"
+    ports = [os.environ[f"RAY_SERVE_HAPROXY_{name}_PORT"] for name in ("STATS", "METRICS")]
+    cluster.prepare_local_ray_environment()  # the next local Ray (a kernel's, say) gets ports of its own
+    assert [os.environ[f"RAY_SERVE_HAPROXY_{name}_PORT"] for name in ("STATS", "METRICS")] != ports
+
+
+@pytest.mark.parametrize("switch, available", [("0", True), (None, False)])
+def test_serves_own_proxy_when_asked_for_or_without_haproxy(ingress_environment, switch, available):
+    if switch is not None:
+        ingress_environment.setenv("RAY_SERVE_ENABLE_HA_PROXY", switch)
+    ingress_environment.setattr(cluster, "_haproxy_available", lambda: available)
+    cluster.prepare_local_ray_environment()
+    assert cluster.http_ingress() == "serve proxy"
+    assert "RAY_SERVE_HAPROXY_STATS_PORT" not in os.environ
+
+
+def test_ray_serve_ships_haproxy_on_linux():
+    if sys.platform != "linux":
+        pytest.skip("ray[serve] ships HAProxy for Linux only")
+    assert cluster._haproxy_available()
