@@ -25,7 +25,6 @@ import argparse
 import io
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -149,8 +148,11 @@ def main() -> None:
     from ray import serve
 
     import mleval
+    from mleval.cluster import free_port, http_ingress, prepare_local_ray_environment
     from mleval.deploy import deploy
 
+    prepare_local_ray_environment()  # as a local Ray that mleval starts: HAProxy in front where available
+    print(f"HTTP ingress: {http_ingress()}", file=sys.stderr, flush=True)
     ray.init(num_cpus=args.cpus, include_dashboard=False, namespace="mleval", log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "YOLO_OFFLINE": "1"}})
     images = _jpegs(args.requests)
@@ -161,10 +163,7 @@ def main() -> None:
         _in_process(predictor, images[:4], 1)  # warm up
         torch.set_num_threads(args.cpus)  # as many threads as the replica below (ultralytics set its own in warm-up)
 
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        common = dict(name="bench", imgsz=args.imgsz, port=port, rate_limit=None, cpus_per_replica=args.cpus)
+        common = dict(name="bench", imgsz=args.imgsz, port=free_port(), rate_limit=None, cpus_per_replica=args.cpus)
         versions = (f"1.0.{n}" for n in range(100))
         t0 = time.perf_counter()
         dep = deploy(ws, "yolo11n", version=next(versions), max_batch_size=8, **common)
@@ -213,7 +212,7 @@ def main() -> None:
         dep.delete()
         serve.delete("bare")
     ray.shutdown()
-    print(json.dumps({"imgsz": args.imgsz, "cpus": args.cpus, "results": results}, indent=2))
+    print(json.dumps({"imgsz": args.imgsz, "cpus": args.cpus, "ingress": http_ingress(), "results": results}, indent=2))
 
 
 if __name__ == "__main__":
