@@ -5,9 +5,10 @@
 yolo11n at imgsz 640 on the CPU, 640x480 JPEG uploads. Measured in one process:
 1. in-process: decode + ``predictor.predict([image])`` one at a time (what a notebook does),
    and in batches of 8, on ``--cpus`` torch threads like the replica;
-2. the HTTP endpoint (multipart upload, API key, one replica holding ``--cpus`` CPUs) with
-   dynamic batching on (max_batch_size 8, no wait: a batch is what arrived while the model was
-   busy) at concurrency 1 and 8;
+2. the HTTP endpoint (multipart upload, API key, one replica holding ``--cpus`` CPUs; Ray
+   started as mleval starts a local one, so HAProxy relays HTTP where ``ray[serve]`` ships
+   it) with dynamic batching on (max_batch_size 8, no wait: a batch is what arrived while the
+   model was busy) at concurrency 1 and 8;
 3. the same endpoint with batching off (max_batch_size 1, updated in place) at concurrency 8;
 4. for scale, Serve's own cost on this machine: an endpoint on the same Serve instance that
    reads the same multipart upload and answers (no decode, no model, no key), at once and
