@@ -25,11 +25,11 @@ from PIL import (  # noqa: F401
     PngImagePlugin,
     TiffImagePlugin,
     UnidentifiedImageError,
-    WebPImagePlugin,
 )
 
 from mleval.core.enums import ImageFormat
 from mleval.core.errors import ImageFileError
+from mleval.images.webp_header import WebPHeaderError, read_webp_header
 
 DEFAULT_MAX_PIXELS = 400_000_000  # 20,000 x 20,000
 _PIL_FORMATS = {  # PIL format name -> ours
@@ -38,10 +38,10 @@ _PIL_FORMATS = {  # PIL format name -> ours
     "PNG": ImageFormat.PNG,
     "TIFF": ImageFormat.TIFF,
     "BMP": ImageFormat.BMP,
-    "WEBP": ImageFormat.WEBP,
     "GIF": ImageFormat.GIF,
 }
-_READERS = ("JPEG", "PNG", "TIFF", "BMP", "WEBP", "GIF")  # PIL's reader names; MPO opens through JPEG's
+# PIL's reader names (MPO opens through JPEG's); WebP headers are read by webp_header.py.
+_READERS = ("JPEG", "PNG", "TIFF", "BMP", "GIF")
 _TAIL_BYTES = 1024
 
 
@@ -57,16 +57,28 @@ class ImageInfo:
 
 
 # Formats whose EXIF sits in the header; PNG keeps it anywhere, and reading it decodes the pixels.
-_EXIF_FORMATS = (ImageFormat.JPEG, ImageFormat.TIFF, ImageFormat.WEBP)
+_EXIF_FORMATS = (ImageFormat.JPEG, ImageFormat.TIFF)
 
 
 def _exif_orientation(image: Image.Image, image_format: ImageFormat) -> int:
+    # A TIFF's own tags hold it, already read: getexif() would read the directory again.
+    return _orientation(lambda: image.tag_v2 if image_format == ImageFormat.TIFF else image.getexif())
+
+
+def _orientation(tags) -> int:
     try:
-        # A TIFF's own tags hold it, already read: getexif() would read the directory again.
-        tags = image.tag_v2 if image_format == ImageFormat.TIFF else image.getexif()
-        return int(tags.get(0x0112, 1) or 1)
+        return int(tags().get(0x0112, 1) or 1)
     except Exception:  # a damaged EXIF block does not make the pixels unusable
         return 1
+
+
+def _exif_block_orientation(block: bytes | None) -> int:
+    def tags() -> Image.Exif:
+        exif = Image.Exif()
+        exif.load(block)
+        return exif
+
+    return _orientation(tags) if block else 1
 
 
 def probe_image(source: str | Path | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
@@ -88,6 +100,9 @@ def _probe_stream(stream: BinaryIO, max_pixels: int) -> ImageInfo:
     file_size = stream.tell()
     if file_size == 0:
         raise ImageFileError("the file is empty (0 bytes).")
+    stream.seek(0)
+    if _sniff_format(stream.read(16)) == ImageFormat.WEBP:
+        return _probe_webp(stream, file_size, max_pixels)
     stream.seek(0)
     try:
         with warnings.catch_warnings():
@@ -112,8 +127,26 @@ def _probe_stream(stream: BinaryIO, max_pixels: int) -> ImageInfo:
         raise ImageFileError(f"the file is truncated or its header is damaged ({error}).") from None
 
     image_format = _PIL_FORMATS[image.format]
-    width, height = image.size
     orientation = _exif_orientation(image, image_format) if image_format in _EXIF_FORMATS else 1
+    width, height = _upright_within_limit(image_format, *image.size, orientation, max_pixels)
+    pages = getattr(image, "n_frames", 1)
+    _check_complete(image_format, image, stream, file_size)
+    return ImageInfo(image_format, width, height, image.mode, pages, file_size, orientation)
+
+
+def _probe_webp(stream: BinaryIO, file_size: int, max_pixels: int) -> ImageInfo:
+    _check_complete(ImageFormat.WEBP, None, stream, file_size)  # first: a cut file is reported as cut
+    try:
+        header = read_webp_header(stream, file_size)
+    except (WebPHeaderError, struct.error) as error:
+        raise ImageFileError(f"the file starts like a WEBP image but its header is damaged ({error}).") from None
+    orientation = _exif_block_orientation(header.exif)
+    width, height = _upright_within_limit(ImageFormat.WEBP, header.width, header.height, orientation, max_pixels)
+    return ImageInfo(ImageFormat.WEBP, width, height, header.mode, header.frames, file_size, orientation)
+
+
+def _upright_within_limit(image_format: ImageFormat, width: int, height: int, orientation: int,
+                          max_pixels: int) -> tuple[int, int]:
     # Stored rotated by 90 degrees: the upright image is height x width. PIL gives a TIFF's size
     # upright already (and turns its pixels when it decodes them).
     if orientation in (5, 6, 7, 8) and image_format != ImageFormat.TIFF:
@@ -125,9 +158,7 @@ def _probe_stream(stream: BinaryIO, max_pixels: int) -> ImageInfo:
             f"decompression bomb guard: {width}x{height} = {width * height:,} pixels exceeds the limit of "
             f"{max_pixels:,}; pass a larger max_pixels to upload it if it is genuine."
         )
-    pages = getattr(image, "n_frames", 1)
-    _check_complete(image_format, image, stream, file_size)
-    return ImageInfo(image_format, width, height, image.mode, pages, file_size, orientation)
+    return width, height
 
 
 def _open_supported(stream: BinaryIO) -> Image.Image:
@@ -165,7 +196,7 @@ def _truncated(detail: str) -> ImageFileError:
     return ImageFileError(f"the file is truncated or damaged: {detail}; upload a complete copy.")
 
 
-def _check_complete(image_format: ImageFormat, image: Image.Image, stream: BinaryIO, file_size: int) -> None:
+def _check_complete(image_format: ImageFormat, image: Image.Image | None, stream: BinaryIO, file_size: int) -> None:
     if image_format == ImageFormat.JPEG:
         if b"\xff\xd9" not in _tail(stream, file_size):
             raise _truncated("no JPEG end-of-image marker")

@@ -46,6 +46,48 @@ def test_a_quarter_turn_exif_orientation_gives_the_upright_size(fmt):
     assert (info.width, info.height, info.exif_orientation) == (30, 70, 6)
 
 
+def _webp(mode: str, size: tuple[int, int], frames: int = 1, **options) -> bytes:
+    rng = np.random.default_rng(len(mode) + frames)
+    images = [Image.fromarray(rng.integers(0, 255, (size[1], size[0], len(mode)), np.uint8), mode)
+              for _ in range(frames)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, "WEBP", save_all=frames > 1, append_images=images[1:], **options)
+    return buffer.getvalue()
+
+
+_EXIF_ROTATED = Image.Exif()
+_EXIF_ROTATED[0x0112] = 8
+WEBPS = {  # lossy (VP8), lossless (VP8L), extended (VP8X): still with alpha or EXIF, animated
+    "lossy": _webp("RGB", (70, 30)),
+    "lossless": _webp("RGB", (70, 30), lossless=True),
+    "lossless alpha": _webp("RGBA", (33, 17), lossless=True),
+    "lossy alpha": _webp("RGBA", (33, 17)),
+    "exif": _webp("RGB", (70, 30), exif=_EXIF_ROTATED.tobytes()),
+    "animated": _webp("RGB", (40, 24), frames=3),
+    "animated alpha": _webp("RGBA", (40, 24), frames=2, lossless=True),
+}
+
+
+@pytest.mark.parametrize("kind", list(WEBPS))
+def test_webp_headers_read_from_the_container_match_pil(kind):
+    data = WEBPS[kind]
+    with Image.open(io.BytesIO(data)) as image:  # PIL's reader: libwebp, through its decoder
+        orientation = image.getexif().get(0x0112, 1)
+        size = image.size[::-1] if orientation in (5, 6, 7, 8) else image.size
+        expected = (*size, image.mode, getattr(image, "n_frames", 1), orientation)
+    info = probe_image(io.BytesIO(data))
+    assert (info.width, info.height, info.mode, info.pages, info.exif_orientation) == expected
+
+
+@pytest.mark.parametrize("damage", [
+    lambda data: data[:12] + b"VP9 " + data[16:],  # an unknown first chunk
+    lambda data: data[:23] + b"\x00\x00\x00" + data[26:],  # no VP8 start code
+])
+def test_a_damaged_webp_header_is_refused_with_a_reason(damage):
+    with pytest.raises(ImageFileError, match="starts like a WEBP image but its header is damaged"):
+        probe_image(io.BytesIO(damage(WEBPS["lossy"])))
+
+
 def test_multipage_tiff_records_its_page_count(tmp_path):
     pages = [Image.fromarray(np.full((20, 30), v, np.uint8)) for v in (10, 120, 250)]
     path = tmp_path / "stack.tif"
