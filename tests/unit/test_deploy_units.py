@@ -232,7 +232,6 @@ def test_the_model_call_uses_the_replicas_cpu_count_not_ultralytics_own(ws):
     assert after_setup != threads and after_call == threads
 
 
-
 @pytest.fixture
 def ingress_environment(monkeypatch):
     """No ingress settings in the environment (monkeypatch restores them afterwards)."""
