@@ -15,7 +15,6 @@ the workers already read the next chunk.
 from __future__ import annotations
 
 import gc
-import io
 import json
 import multiprocessing
 import os
@@ -140,7 +139,7 @@ def _probe_and_store(source: UploadSource, blobs: BlobStore, max_pixels: int) ->
         finally:
             os.close(fd)
     # The header is parsed from memory: no seeks or small reads, and it describes exactly the bytes stored.
-    return probe_image(io.BytesIO(data), max_pixels=max_pixels), blobs.put_bytes(data)
+    return probe_image(data, max_pixels=max_pixels), blobs.put_bytes(data)
 
 
 def _read_all(fd: int, size: int) -> bytes:

@@ -1,5 +1,9 @@
 """Read an image file's header: format, size, mode, pages, without decoding its pixels.
 
+A file given as bytes is read by ``headers`` when its layout is a common one (WebP's always by
+``webp_header``), else by PIL, which also names what is wrong with a damaged file. Either way
+the size must stay within ``max_pixels`` and PIL's ``Image.MAX_IMAGE_PIXELS`` limit.
+
 Truncation is caught by a cheap structural check per format (the end marker of a JPEG,
 PNG or GIF, the RIFF length of a WebP, the file length a BMP header declares, the strip
 and tile extents of each TIFF page), so a 20,000 x 20,000 TIFF is never decoded to be
@@ -8,6 +12,7 @@ taken in.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import warnings
@@ -29,6 +34,7 @@ from PIL import (  # noqa: F401
 
 from mleval.core.enums import ImageFormat
 from mleval.core.errors import ImageFileError
+from mleval.images.headers import read_header
 from mleval.images.webp_header import WebPHeaderError, read_webp_header
 
 DEFAULT_MAX_PIXELS = 400_000_000  # 20,000 x 20,000
@@ -81,12 +87,14 @@ def _exif_block_orientation(block: bytes | None) -> int:
     return _orientation(tags) if block else 1
 
 
-def probe_image(source: str | Path | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
-    """Header facts of an image file or seekable binary stream.
+def probe_image(source: str | Path | bytes | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Header facts of an image file, a whole file's bytes or a seekable binary stream.
 
     Raises :class:`ImageFileError` with the reason when the file is empty, not an image,
     of an unsupported format, larger than ``max_pixels``, or truncated.
     """
+    if isinstance(source, bytes):
+        return _probe_stream(io.BytesIO(source), max_pixels, source)
     stream, owned = (open(source, "rb"), True) if isinstance(source, (str, Path)) else (source, False)
     try:
         return _probe_stream(stream, max_pixels)
@@ -95,24 +103,30 @@ def probe_image(source: str | Path | BinaryIO, *, max_pixels: int = DEFAULT_MAX_
             stream.close()
 
 
-def _probe_stream(stream: BinaryIO, max_pixels: int) -> ImageInfo:
+def _probe_stream(stream: BinaryIO, max_pixels: int, data: bytes | None = None) -> ImageInfo:
     stream.seek(0, os.SEEK_END)
     file_size = stream.tell()
     if file_size == 0:
         raise ImageFileError("the file is empty (0 bytes).")
     stream.seek(0)
-    if _sniff_format(stream.read(16)) == ImageFormat.WEBP:
+    sniffed = _sniff_format(stream.read(16))
+    if sniffed == ImageFormat.WEBP:
         return _probe_webp(stream, file_size, max_pixels)
+    header = read_header(sniffed, data) if data is not None and sniffed is not None else None
+    if header is not None:
+        _check_complete(sniffed, stream, file_size)
+        pixels, pil_limit = header.width * header.height, 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        if pil_limit and pixels > pil_limit:  # where PIL would refuse to open it
+            raise _bomb(f"{pixels:,} pixels exceed PIL's limit of {pil_limit:,}")
+        width, height = _upright_within_limit(sniffed, header.width, header.height, header.orientation, max_pixels)
+        return ImageInfo(sniffed, width, height, header.mode, header.frames, file_size, header.orientation)
     stream.seek(0)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = _open_supported(stream)
     except Image.DecompressionBombError as error:
-        raise ImageFileError(
-            f"decompression bomb: {error}. If the image is genuine, raise max_pixels and "
-            "PIL.Image.MAX_IMAGE_PIXELS."
-        ) from None
+        raise _bomb(str(error)) from None
     except UnidentifiedImageError:
         stream.seek(0)
         sniffed = _sniff_format(stream.read(16))
@@ -130,12 +144,20 @@ def _probe_stream(stream: BinaryIO, max_pixels: int) -> ImageInfo:
     orientation = _exif_orientation(image, image_format) if image_format in _EXIF_FORMATS else 1
     width, height = _upright_within_limit(image_format, *image.size, orientation, max_pixels)
     pages = getattr(image, "n_frames", 1)
-    _check_complete(image_format, image, stream, file_size)
+    if image_format == ImageFormat.TIFF:
+        _check_tiff_extents(image, file_size)
+    else:
+        _check_complete(image_format, stream, file_size)
     return ImageInfo(image_format, width, height, image.mode, pages, file_size, orientation)
 
 
+def _bomb(detail: str) -> ImageFileError:
+    return ImageFileError(
+        f"decompression bomb: {detail}. If the image is genuine, raise max_pixels and PIL.Image.MAX_IMAGE_PIXELS.")
+
+
 def _probe_webp(stream: BinaryIO, file_size: int, max_pixels: int) -> ImageInfo:
-    _check_complete(ImageFormat.WEBP, None, stream, file_size)  # first: a cut file is reported as cut
+    _check_complete(ImageFormat.WEBP, stream, file_size)  # first: a cut file is reported as cut
     try:
         header = read_webp_header(stream, file_size)
     except (WebPHeaderError, struct.error) as error:
@@ -196,7 +218,9 @@ def _truncated(detail: str) -> ImageFileError:
     return ImageFileError(f"the file is truncated or damaged: {detail}; upload a complete copy.")
 
 
-def _check_complete(image_format: ImageFormat, image: Image.Image | None, stream: BinaryIO, file_size: int) -> None:
+def _check_complete(image_format: ImageFormat, stream: BinaryIO, file_size: int) -> None:
+    """Raises when the end of the file shows it was cut (a TIFF's pages are checked by the
+    headers reader, or by ``_check_tiff_extents``)."""
     if image_format == ImageFormat.JPEG:
         if b"\xff\xd9" not in _tail(stream, file_size):
             raise _truncated("no JPEG end-of-image marker")
@@ -216,8 +240,6 @@ def _check_complete(image_format: ImageFormat, image: Image.Image | None, stream
         (declared,) = struct.unpack("<I", stream.read(4))
         if declared > file_size:
             raise _truncated(f"the BMP header declares {declared} bytes, the file has {file_size}")
-    elif image_format == ImageFormat.TIFF:
-        _check_tiff_extents(image, file_size)
 
 
 def _check_tiff_extents(image: Image.Image, file_size: int) -> None:

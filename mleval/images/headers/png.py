@@ -1,0 +1,36 @@
+"""PNG: the IHDR chunk, and the chunks before the first IDAT (an APNG is left to PIL)."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+from PIL import PngImagePlugin
+
+from mleval.images.headers import Header
+
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def read(data: bytes) -> Header | None:
+    if data[:8] != _SIGNATURE or data[12:16] != b"IHDR":
+        return None
+    width, height, bits, color, compression, filtering = struct.unpack_from(">IIBBBB", data, 16)
+    mode = PngImagePlugin._MODES.get((bits, color), (None,))[0]  # the table PIL reads with
+    if mode is None or compression or filtering or not _crc_ok(data, 8, 13):
+        return None
+    position = 33
+    while True:  # PIL checks the critical chunks' checksums, and an acTL makes an animation
+        length, kind = struct.unpack_from(">I4s", data, position)
+        if kind == b"IDAT":
+            return Header(width, height, mode)
+        if not kind.isalpha() or kind in (b"acTL", b"IEND"):
+            return None
+        if kind == b"PLTE" and not _crc_ok(data, position, length):
+            return None
+        position += 12 + length
+
+
+def _crc_ok(data: bytes, position: int, length: int) -> bool:
+    stored = struct.unpack_from(">I", data, position + 8 + length)[0]
+    return zlib.crc32(data[position + 4:position + 8 + length]) == stored
