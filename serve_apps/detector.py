@@ -19,7 +19,6 @@ import base64
 import binascii
 import functools
 import hashlib
-import io
 import json
 import logging
 import time
@@ -188,7 +187,7 @@ def _decode(data: bytes, max_pixels: int) -> np.ndarray:
     from mleval.images.probe import probe_image
 
     try:
-        probe_image(io.BytesIO(data), max_pixels=max_pixels)
+        probe_image(data, max_pixels=max_pixels)
     except ImageFileError as error:
         too_big = "decompression bomb" in str(error)
         raise ApiError(413 if too_big else 422, "too_many_pixels" if too_big else "not_an_image", str(error)) from None
