@@ -113,18 +113,21 @@ def _probe_stream(stream: BinaryIO, max_pixels: int, data: bytes | None = None) 
     if sniffed == ImageFormat.WEBP:
         return _probe_webp(stream, file_size, max_pixels)
     header = read_header(sniffed, data) if data is not None and sniffed is not None else None
-    if header is not None:
-        _check_complete(sniffed, stream, file_size)
-        pixels, pil_limit = header.width * header.height, 2 * (Image.MAX_IMAGE_PIXELS or 0)
-        if pil_limit and pixels > pil_limit:  # where PIL would refuse to open it
-            raise _bomb(f"{pixels:,} pixels exceed PIL's limit of {pil_limit:,}")
-        width, height = _upright_within_limit(sniffed, header.width, header.height, header.orientation, max_pixels)
-        return ImageInfo(sniffed, width, height, header.mode, header.frames, file_size, header.orientation)
-    stream.seek(0)
+    if header is None:
+        return _probe_with_pil(stream, file_size, max_pixels)
+    _check_complete(sniffed, stream, file_size)
+    pixels, pil_limit = header.width * header.height, 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    if pil_limit and pixels > pil_limit:  # where PIL would refuse to open it
+        raise _bomb(f"{pixels:,} pixels exceed PIL's limit of {pil_limit:,}")
+    width, height = _upright_within_limit(sniffed, header.width, header.height, header.orientation, max_pixels)
+    return ImageInfo(sniffed, width, height, header.mode, header.frames, file_size, header.orientation)
+
+
+def _probe_with_pil(stream: BinaryIO, file_size: int, max_pixels: int) -> ImageInfo:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = _open_supported(stream)
+        image_format, (width, height), mode, pages, orientation = _read_with_pil(stream, file_size)
+    except ImageFileError:
+        raise
     except Image.DecompressionBombError as error:
         raise _bomb(str(error)) from None
     except UnidentifiedImageError:
@@ -137,18 +140,24 @@ def _probe_stream(stream: BinaryIO, max_pixels: int, data: bytes | None = None) 
             + ", ".join(ImageFormat)
             + "."
         ) from None
-    except (OSError, SyntaxError, ValueError, struct.error) as error:
-        raise ImageFileError(f"the file is truncated or its header is damaged ({error}).") from None
+    except Exception as error:  # PIL's readers raise many kinds of error on a cut or damaged header
+        raise ImageFileError(f"the file is truncated or its header is damaged ({error!r}).") from None
+    width, height = _upright_within_limit(image_format, width, height, orientation, max_pixels)
+    return ImageInfo(image_format, width, height, mode, pages, file_size, orientation)
 
-    image_format = _PIL_FORMATS[image.format]
-    orientation = _exif_orientation(image, image_format) if image_format in _EXIF_FORMATS else 1
-    width, height = _upright_within_limit(image_format, *image.size, orientation, max_pixels)
-    pages = getattr(image, "n_frames", 1)
-    if image_format == ImageFormat.TIFF:
-        _check_tiff_extents(image, file_size)
-    else:
-        _check_complete(image_format, stream, file_size)
-    return ImageInfo(image_format, width, height, image.mode, pages, file_size, orientation)
+
+def _read_with_pil(stream: BinaryIO, file_size: int) -> tuple[ImageFormat, tuple[int, int], str, int, int]:
+    stream.seek(0)
+    with warnings.catch_warnings():  # PIL warns of damage it steps over; the verdict here says what matters
+        warnings.simplefilter("ignore")
+        image = _open_supported(stream)
+        image_format = _PIL_FORMATS[image.format]
+        orientation = _exif_orientation(image, image_format) if image_format in _EXIF_FORMATS else 1
+        if image_format == ImageFormat.TIFF:
+            _check_tiff_extents(image, file_size)
+        else:
+            _check_complete(image_format, stream, file_size)  # before walking the frames: a cut file is reported as cut
+        return image_format, image.size, image.mode, getattr(image, "n_frames", 1), orientation
 
 
 def _bomb(detail: str) -> ImageFileError:

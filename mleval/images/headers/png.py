@@ -13,20 +13,18 @@ _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def read(data: bytes) -> Header | None:
-    if data[:8] != _SIGNATURE or data[12:16] != b"IHDR":
+    if data[:8] != _SIGNATURE or data[8:16] != b"\x00\x00\x00\x0dIHDR":
         return None
     width, height, bits, color, compression, filtering = struct.unpack_from(">IIBBBB", data, 16)
     mode = PngImagePlugin._MODES.get((bits, color), (None,))[0]  # the table PIL reads with
-    if mode is None or compression or filtering or not _crc_ok(data, 8, 13):
+    if mode is None or compression or filtering:
         return None
-    position = 33
-    while True:  # PIL checks the critical chunks' checksums, and an acTL makes an animation
+    position = 8
+    while True:  # PIL checks the checksum of every chunk before the first IDAT; an acTL makes an animation
         length, kind = struct.unpack_from(">I4s", data, position)
         if kind == b"IDAT":
             return Header(width, height, mode)
-        if not kind.isalpha() or kind in (b"acTL", b"IEND"):
-            return None
-        if kind == b"PLTE" and not _crc_ok(data, position, length):
+        if not kind.isalpha() or kind in (b"acTL", b"IEND") or not _crc_ok(data, position, length):
             return None
         position += 12 + length
 
