@@ -38,7 +38,7 @@ from mleval.images.probe import DEFAULT_MAX_PIXELS, ImageInfo, probe_image
 from mleval.storage.blobs import BlobStore, StoredBlob
 
 CHUNK_FILES = 1024  # files recorded in the catalog per transaction (about 7 ms of fixed cost each)
-TASK_FILES = 64  # files per task handed to a worker
+TASK_FILES = 128  # files per task handed to a worker (fewer, larger tasks: less time passing them)
 PROCESS_MIN_FILES = 64  # fewer files are not worth starting processes for
 WHOLE_READ_BYTES = 4 << 20  # smaller files are read whole; larger ones stream in chunks
 ProgressCallback = Callable[[int, int], None]

@@ -116,9 +116,6 @@ def _probe_stream(stream: BinaryIO, max_pixels: int, data: bytes | None = None) 
     if header is None:
         return _probe_with_pil(stream, file_size, max_pixels)
     _check_complete(sniffed, stream, file_size)
-    pixels, pil_limit = header.width * header.height, 2 * (Image.MAX_IMAGE_PIXELS or 0)
-    if pil_limit and pixels > pil_limit:  # where PIL would refuse to open it
-        raise _bomb(f"{pixels:,} pixels exceed PIL's limit of {pil_limit:,}")
     width, height = _upright_within_limit(sniffed, header.width, header.height, header.orientation, max_pixels)
     return ImageInfo(sniffed, width, height, header.mode, header.frames, file_size, header.orientation)
 
@@ -182,6 +179,9 @@ def _upright_within_limit(image_format: ImageFormat, width: int, height: int, or
     # upright already (and turns its pixels when it decodes them).
     if orientation in (5, 6, 7, 8) and image_format != ImageFormat.TIFF:
         width, height = height, width
+    pil_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    if pil_limit and width * height > pil_limit:  # where PIL refuses to open an image
+        raise _bomb(f"{width * height:,} pixels exceed PIL's limit of {pil_limit:,}")
     if width <= 0 or height <= 0:
         raise ImageFileError(f"the header declares an empty image ({width}x{height}).")
     if width * height > max_pixels:

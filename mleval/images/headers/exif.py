@@ -1,4 +1,5 @@
-"""The orientation tag of a TIFF-structured block: an EXIF segment or a TIFF file's first directory."""
+"""TIFF structure, as TIFF files and EXIF blocks share it: the byte order, and the first
+directory's orientation tag."""
 
 from __future__ import annotations
 
