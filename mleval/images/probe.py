@@ -138,7 +138,8 @@ def _probe_with_pil(stream: BinaryIO, file_size: int, max_pixels: int) -> ImageI
             + "."
         ) from None
     except Exception as error:  # PIL's readers raise many kinds of error on a cut or damaged header
-        raise ImageFileError(f"the file is truncated or its header is damaged ({error!r}).") from None
+        detail = str(error) or type(error).__name__
+        raise ImageFileError(f"the file is truncated or its header is damaged ({detail}).") from None
     width, height = _upright_within_limit(image_format, width, height, orientation, max_pixels)
     return ImageInfo(image_format, width, height, mode, pages, file_size, orientation)
 
