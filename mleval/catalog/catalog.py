@@ -44,6 +44,15 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def _constraint_error(table: str, error: duckdb.ConstraintException) -> ValidationError:
+    """A constraint the rules leave to DuckDB (a key already taken, a missing referenced row)."""
+    entity = rules.ENTITY_OF_TABLE[table]
+    message = str(error).removeprefix("Constraint Error: ")
+    if "unique constraint" in message or "primary key constraint" in message:
+        return ValidationError(f"{entity}.unique", f"{message.rstrip('.')} (that {entity} exists already).")
+    return ValidationError(f"{entity}.constraint", message)
+
+
 class Catalog:
     """Direct access to ``catalog.duckdb``. Only the process that owns the file uses this class.
 
@@ -185,7 +194,10 @@ class Catalog:
         columns = ", ".join(staged.column_names)
         with self._staged(staged), self._transaction():
             rules.find_violation(self._con, table, "staged", template=_table(table))
-            self._con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM staged")
+            try:
+                self._con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM staged")
+            except duckdb.ConstraintException as error:
+                raise _constraint_error(table, error) from None
         return staged.num_rows
 
     @contextmanager

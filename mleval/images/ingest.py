@@ -32,7 +32,7 @@ from typing import Any
 import pyarrow as pa
 
 from mleval.catalog.catalog import new_id, utc_now
-from mleval.core.errors import ImageFileError, MlevalError
+from mleval.core.errors import ImageFileError, MlevalError, ValidationError
 from mleval.core.records import ImageRecord, RecordList
 from mleval.images.probe import DEFAULT_MAX_PIXELS, ImageInfo, probe_image
 from mleval.storage.blobs import BlobStore, StoredBlob
@@ -285,28 +285,51 @@ def _record_chunk(catalog, chunk, outcomes, split, dataset_id, seen, report: Upl
             report.failed.append(UploadFailure(str(source.path or source.name), str(outcome)))
         else:
             stored.append((source, *outcome))
-    hashes = sorted({blob.sha256 for _, _, blob in stored} - seen.keys())
-    if hashes:
-        existing = catalog.query("SELECT id, sha256 FROM images WHERE sha256 IN (SELECT unnest(?))", [hashes])
-        seen.update(zip(existing.column("sha256").to_pylist(), map(str, existing.column("id").to_pylist())))
-    records, linked = [], []
+    # Only bytes the blob store held before can be an image of the catalog: the workers wrote the
+    # others just now. Asking about those too would scan all the catalog's images for every chunk.
+    _find_images(catalog, {blob.sha256 for _, _, blob in stored if blob.already_stored}, seen)
+    try:
+        _insert_chunk(catalog, stored, split, dataset_id, seen, report)
+    except ValidationError as error:
+        # An image whose blob had been deleted from the store: its bytes were written again just
+        # now. Ask the catalog about every file of the chunk, then record it again.
+        if error.rule != "image.unique" or not _find_images(catalog, {blob.sha256 for _, _, blob in stored}, seen):
+            raise
+        _insert_chunk(catalog, stored, split, dataset_id, seen, report)
+
+
+def _find_images(catalog, hashes: set[str], seen: dict[str, str]) -> int:
+    """Add the catalog's images among ``hashes`` to ``seen`` (sha256 -> image id); how many it found."""
+    hashes = sorted(hashes - seen.keys())
+    if not hashes:
+        return 0
+    existing = catalog.query("SELECT id, sha256 FROM images WHERE sha256 IN (SELECT unnest(?))", [hashes])
+    seen.update(zip(existing.column("sha256").to_pylist(), map(str, existing.column("id").to_pylist())))
+    return existing.num_rows
+
+
+def _insert_chunk(catalog, stored, split, dataset_id, seen, report: UploadReport) -> None:
+    records, linked, duplicates, new = [], [], [], {}
     now = utc_now()
     for source, info, blob in stored:
-        if blob.sha256 in seen:
-            report.duplicates.append(UploadDuplicate(str(source.path or source.name), seen[blob.sha256]))
-            linked.append(seen[blob.sha256])
+        known = seen.get(blob.sha256) or new.get(blob.sha256)
+        if known:
+            duplicates.append(UploadDuplicate(str(source.path or source.name), known))
+            linked.append(known)
             continue
         record = ImageRecord(
             id=new_id(), filename=source.name, format=info.format.value, width=info.width, height=info.height,
             file_size=blob.size, dataset_split=split, file_path=blob.key, sha256=blob.sha256, upload_timestamp=now,
             metadata={"mode": info.mode, "pages": info.pages, "exif_orientation": info.exif_orientation,
                       **({"source_path": str(source.path)} if source.path else {})})
-        seen[blob.sha256] = record.id
+        new[blob.sha256] = record.id
         linked.append(record.id)
         records.append(record)
     if records:
         catalog.insert("images", _images_table(records))
-        report.succeeded.extend(records)
+    seen.update(new)
+    report.succeeded.extend(records)
+    report.duplicates.extend(duplicates)
     if dataset_id is not None and linked:
         catalog.link_dataset_images(dataset_id, linked)
 

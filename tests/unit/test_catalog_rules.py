@@ -180,6 +180,14 @@ def test_a_batch_with_one_bad_row_inserts_nothing(catalog, ids):
     assert catalog.query("SELECT count(*) AS n FROM annotations").column("n")[0].as_py() == 0
 
 
+def test_a_taken_key_is_refused_naming_the_entity_and_nothing_is_inserted(catalog, ids):
+    with pytest.raises(ValidationError, match=r"\[image.unique\] .*sha256: s0.* \(that image exists already\)"):
+        catalog.insert("images", [image_row(), image_row(sha256="s0")])
+    with pytest.raises(ValidationError, match=r"\[image.unique\] .*primary key"):
+        catalog.insert("images", [image_row(id=ids["image"])])
+    assert catalog.query("SELECT count(*) AS n FROM images").column("n")[0].as_py() == 1
+
+
 def test_metrics_are_partitioned_by_month(catalog, ids, tmp_path):
     from datetime import datetime, timezone
 

@@ -215,6 +215,17 @@ def test_uploaded_bytes_are_kept_exactly(ws):
     assert record.metadata["mode"].startswith("I;16")
 
 
+def test_an_image_whose_blob_was_deleted_is_a_duplicate_and_its_blob_comes_back(ws):
+    data = image_bytes("PNG", seed=11)
+    first = ws.images.upload([("a.png", data)]).succeeded[0]
+    (ws.root / "blobs" / first.file_path).unlink()  # the catalog keeps the image, the store lost its bytes
+    report = ws.images.upload([("again.png", data), ("new.png", image_bytes("PNG", seed=12))])
+    assert [d.image_id for d in report.duplicates] == [first.id]
+    assert [r.filename for r in report.succeeded] == ["new.png"] and report.failed == []
+    assert ws.images.read_bytes(first) == data
+    assert ws.images.count() == 2
+
+
 def test_upload_into_a_dataset_and_bad_split(ws):
     ws.datasets.create("pets")
     report = ws.images.upload([(f"{i}.png", image_bytes(seed=i)) for i in range(3)], split="test", dataset="pets")
