@@ -100,7 +100,7 @@ def assist(
     from mleval.models.sam2_predictor import check_prompts
 
     record = ws.models.get(model)
-    if (record.metadata or {}).get("task") != "promptable-segment":
+    if not record.is_promptable:
         raise ValidationError(
             "assist.promptable_model",
             f"{record.name} is not a promptable segmenter; assist needs a SAM 2 model such as "
@@ -137,22 +137,24 @@ def prelabel(
     model: ModelRecord | str,
     *,
     conf: float = 0.25,
-    imgsz: int = 640,
+    imgsz: int | None = None,
 ) -> list[InferenceResult]:
     """Run a detector on ``images`` and store its boxes as one ``generated`` annotation per
     image (none where it found nothing), to accept or reject with ``ws.annotations.review``.
 
     Returns one InferenceResult per image, in order; ``annotation_id`` is None where nothing
-    was found.
+    was found. ``imgsz`` None is the model's own input size.
     """
     import pyarrow as pa
 
     from mleval.catalog.catalog import new_id
     from mleval.images.decode import decode_rgb
+    from mleval.models.settings import imgsz_for
     from mleval.prediction import InferenceResult, annotation_rows, prediction_rows
 
     record = ws.models.get(model)
-    if (record.metadata or {}).get("task") == "promptable-segment":
+    imgsz = imgsz_for(record, imgsz)
+    if record.is_promptable:
         raise ValidationError(
             "prelabel.detector",
             f"{record.name} needs prompts and cannot pre-label on its own; give a detector (e.g. 'yolo11n') "
@@ -165,13 +167,14 @@ def prelabel(
         records = [ws.images.get(i) for i in image_list[first:first + _PRELABEL_BATCH]]
         predictions = predictor.predict([decode_rgb(ws.images.read_bytes(r)) for r in records], conf=conf)
         image_ids = [r.id for r in records]
-        rows = annotation_rows(prediction_rows(image_ids, predictions), model_id=record.id)
+        rows = annotation_rows(prediction_rows(image_ids, predictions), model_id=record.id,
+                               settings={"imgsz": imgsz, "conf": conf})
         annotation_ids = [new_id() for _ in range(rows.num_rows)]
         if rows.num_rows:
             ws.annotations.add_batch(rows.append_column("id", pa.array(annotation_ids)))
         # annotation_rows keeps the images with detections, in order
         stored = iter(annotation_ids)
         results.extend(InferenceResult(image_id, record.name, prediction,
-                                       next(stored) if len(prediction.detections) else None)
+                                       next(stored) if len(prediction.detections) else None, imgsz)
                        for image_id, prediction in zip(image_ids, predictions))
     return results

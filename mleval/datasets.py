@@ -81,3 +81,24 @@ class DatasetCollection:
     def delete(self, dataset: DatasetRecord | str) -> None:
         """Delete the dataset (its images stay in the workspace)."""
         self._ws.catalog.delete("datasets", [self.get(dataset).id])
+
+    def snapshot(self, dataset: DatasetRecord | str, *, note: str | None = None, progress: Any = True):
+        """Freeze the dataset's membership, splits and ground-truth annotation revisions (Parquet in
+        the blob store). The id is a hash of that content: taking it again unchanged returns the same
+        snapshot; any edit gives a new id. Returns a DatasetSnapshotRecord (``.id``)."""
+        from mleval.snapshots import take_snapshot
+
+        return take_snapshot(self._ws.catalog, self._ws.blobs, self.get(dataset), note=note, progress=progress)
+
+    def snapshots(self, dataset: DatasetRecord | str) -> RecordList:
+        """The dataset's snapshots, newest first."""
+        from mleval.snapshots import list_snapshots
+
+        return RecordList(list_snapshots(self._ws.catalog, self.get(dataset).id))
+
+    def snapshot_tables(self, snapshot: Any):
+        """(members, annotations) pyarrow Tables of a snapshot (record or id), as they were frozen."""
+        from mleval.snapshots import get_snapshot, snapshot_tables
+
+        snapshot_id = getattr(snapshot, "id", snapshot)
+        return snapshot_tables(self._ws.blobs, get_snapshot(self._ws.catalog, snapshot_id))

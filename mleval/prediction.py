@@ -31,6 +31,7 @@ class InferenceResult:
     model: str
     prediction: ImagePrediction
     annotation_id: str | None  # the stored model annotation (None when nothing was found or not stored)
+    imgsz: int | None = None  # the input size the model ran at
 
     @property
     def detections(self):
@@ -40,7 +41,8 @@ class InferenceResult:
         d = self.detections
         rows = "".join(f"<tr><td>{n}</td><td>{s:.3f}</td><td>{[round(v, 1) for v in b]}</td></tr>"
                        for n, s, b in zip(d.class_names, d.scores, d.xyxy.tolist()))
-        return (f"<b>{self.model}</b> on {self.image_id}: {len(d)} objects in {self.prediction.total_ms:.1f} ms"
+        return (f"<b>{self.model}</b> on {self.image_id}: {len(d)} objects in {self.prediction.total_ms:.1f} ms "
+                f"at imgsz {self.imgsz}"
                 f"<table><tr><th>class</th><th>score</th><th>xyxy</th></tr>{rows}</table>")
 
 
@@ -62,8 +64,10 @@ def prediction_rows(image_ids: Sequence[str], predictions: Sequence[ImagePredict
     return pa.Table.from_pylist(rows, schema=PREDICTION_SCHEMA)
 
 
-def annotation_rows(predictions: pa.Table, *, model_id: str, inference_job_id: str | None = None) -> pa.Table:
-    """Model annotations (state generated) for the images where something was found."""
+def annotation_rows(predictions: pa.Table, *, model_id: str, inference_job_id: str | None = None,
+                    settings: dict | None = None) -> pa.Table:
+    """Model annotations (state generated) for the images where something was found; ``settings``
+    (the imgsz and conf the model ran with) go into each annotation's metadata."""
     import pyarrow.compute as pc
 
     found = predictions.filter(pc.and_(pc.is_null(predictions.column("error")),
@@ -81,6 +85,7 @@ def annotation_rows(predictions: pa.Table, *, model_id: str, inference_job_id: s
         "model_id": pa.array([model_id] * n),
         "review_state": pa.array([ReviewState.GENERATED.value] * n),
         "inference_job_id": pa.array([inference_job_id] * n, pa.string()),
+        "metadata": pa.array([None if settings is None else json.dumps({"settings": settings})] * n, pa.string()),
     })
 
 
@@ -90,21 +95,25 @@ def predict_image(
     image: ImageRecord | str,
     *,
     conf: float = 0.25,
-    imgsz: int = 640,
+    imgsz: int | None = None,
     store: bool = True,
 ) -> InferenceResult:
-    """Run ``model`` on one image; store its detections as a model annotation (``generated``)."""
+    """Run ``model`` on one image; store its detections as a model annotation (``generated``).
+    ``imgsz`` None is the model's own input size; the size used is in the annotation's metadata."""
     from mleval.images.decode import decode_rgb
+    from mleval.models.settings import imgsz_for
 
     record = ws.models.get(model)
     image_record = ws.images.get(image)
+    imgsz = imgsz_for(record, imgsz)
     loaded = ws.models.load(record, imgsz=imgsz)
     prediction = loaded.predictor.predict([decode_rgb(ws.images.read_bytes(image_record))], conf=conf)[0]
     annotation_id = None
     if store and len(prediction.detections):
-        rows = annotation_rows(prediction_rows([image_record.id], [prediction]), model_id=record.id)
+        rows = annotation_rows(prediction_rows([image_record.id], [prediction]), model_id=record.id,
+                               settings={"imgsz": imgsz, "conf": conf})
         annotation_id = _insert_returning_id(ws, rows)
-    return InferenceResult(image_record.id, record.name, prediction, annotation_id)
+    return InferenceResult(image_record.id, record.name, prediction, annotation_id, imgsz)
 
 
 def _insert_returning_id(ws: Workspace, rows: pa.Table) -> str:

@@ -176,9 +176,10 @@ class Workspace:
 
         return ModelRegistry(self)
 
-    def predict(self, model: Any, image: Any, *, conf: float = 0.25, imgsz: int = 640, store: bool = True):
+    def predict(self, model: Any, image: Any, *, conf: float = 0.25, imgsz: int | None = None, store: bool = True):
         """Run ``model`` (record or name) on one image; its detections are stored as a model
-        annotation in state ``generated``. Returns an InferenceResult with timings."""
+        annotation in state ``generated``. Returns an InferenceResult with timings. ``imgsz`` None
+        is the model's own input size (the one it was trained at)."""
         from mleval.prediction import predict_image
 
         return predict_image(self, model, image, conf=conf, imgsz=imgsz, store=store)
@@ -191,8 +192,9 @@ class Workspace:
 
         return assist(self, image, model=model, points=points, box=box, label=label, user_tag=user_tag)
 
-    def prelabel(self, images: Any, model: Any, *, conf: float = 0.25, imgsz: int = 640):
-        """A detector proposes boxes on each image, stored as ``generated`` annotations to accept or reject."""
+    def prelabel(self, images: Any, model: Any, *, conf: float = 0.25, imgsz: int | None = None):
+        """A detector proposes boxes on each image, stored as ``generated`` annotations to accept or
+        reject (``imgsz`` None: the model's own input size)."""
         from mleval.assist import prelabel
 
         return prelabel(self, images, model, conf=conf, imgsz=imgsz)
@@ -206,24 +208,27 @@ class Workspace:
         dataset: Any = None,
         conf: float = 0.25,
         batch_size: int = 8,
-        imgsz: int = 640,
+        imgsz: int | None = None,
         concurrency: int | None = None,
         use_gpu: bool | None = None,
     ):
         """Batch inference on Ray Data over ``images`` (records or ids) or a split/dataset.
 
         Returns a job handle at once (``.status``, ``.progress``, ``.logs``, ``.wait()``,
-        ``.cancel()``); predictions land as Parquet rows and model annotations as it runs.
+        ``.result()``, ``.cancel()``); predictions land as Parquet rows and model annotations as it
+        runs. ``imgsz`` None is the model's own input size; the size used is on the job's record.
         """
         from mleval.images.collection import image_id_of
         from mleval.jobs.inference import start_inference
+        from mleval.models.settings import imgsz_for
 
         if images is None:
             image_ids = [r.id for r in self.images.list(split=split, dataset=dataset)]
         else:
             image_ids = [image_id_of(i) for i in images]
         record = self.models.get(model)
-        if (record.metadata or {}).get("task") == "promptable-segment":
+        imgsz = imgsz_for(record, imgsz)
+        if record.is_promptable:
             raise MlevalError(f"{record.name} is a promptable segmenter: it needs point or box prompts per image. "
                               "Use ws.assist(image, model=..., box=...) or evaluate it with ground-truth boxes.")
         self.attach_ray()
@@ -255,22 +260,33 @@ class Workspace:
                               use_gpu=use_gpu, name=name, placement_strategy=placement_strategy)
 
     def evaluate(self, model: Any, dataset: Any, *, split: str = "test", iou_type: str = "bbox",
-                 conf: float = 0.001, imgsz: int = 640, key: str | None = None, batch_size: int = 8,
-                 timeout_s: float | None = None):
+                 conf: float = 0.001, imgsz: int | None = None, key: str | None = None, batch_size: int = 8,
+                 timeout_s: float | None = None, class_map: dict | None = None, progress: Any = True):
         """Evaluate ``model`` on a dataset split: COCO mAP (pycocotools-exact), P/R/F1, IoU, confusion
         matrix, timing. Runs batch inference when the predictions are missing; stores the run and
-        its metrics. SAM 2 models are scored promptably (ground-truth boxes as prompts, mask IoU)."""
+        its metrics, with a snapshot of the dataset. ``imgsz`` None is the model's own input size;
+        a model that does not know the dataset's classes is refused unless ``class_map`` says which
+        of its classes stands for which. SAM 2 models are scored promptably (ground-truth boxes as
+        prompts, mask IoU)."""
         from mleval.evaluation.runs import evaluate
 
         return evaluate(self, model, dataset, split=split, iou_type=iou_type, conf=conf, imgsz=imgsz, key=key,
-                        batch_size=batch_size, timeout_s=timeout_s)
+                        batch_size=batch_size, timeout_s=timeout_s, class_map=class_map, progress=progress)
 
     def compare(self, models: Any, dataset: Any, *, split: str = "test", refresh: bool = False,
-                **evaluate_options: Any):
+                progress: Any = True, **evaluate_options: Any):
         """Leaderboard of several models on one dataset split (reusing stored runs unless ``refresh``)."""
         from mleval.evaluation.compare import compare
 
-        return compare(self, models, dataset, split=split, refresh=refresh, **evaluate_options)
+        return compare(self, models, dataset, split=split, refresh=refresh, progress=progress, **evaluate_options)
+
+    def lineage(self, x: Any):
+        """Where ``x`` came from: a deployment, model, job or evaluation run (record, handle, name
+        or id) traced back through its training job to its base model and dataset snapshot.
+        Returns a Lineage (``.to_arrow()`` with columns kind, id, name, detail; a table in a notebook)."""
+        from mleval.lineage import lineage_of
+
+        return lineage_of(self, x)
 
     @cached_property
     def evaluations(self):

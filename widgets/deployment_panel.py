@@ -118,7 +118,7 @@ class DeploymentPanel(w.VBox):
     # -- lists and the shown deployment ----------------------------------------------------
     def refresh(self) -> None:
         """Reload the models, deployments and images offered (e.g. after training a model)."""
-        models = [m.name for m in self._ws.models.list() if (m.metadata or {}).get("task") != "promptable-segment"]
+        models = [m.name for m in self._ws.models.list() if not m.is_promptable]
         deployments = list(dict.fromkeys(r.name for r in self._ws.deployments.list()))
         images = [(f"{r.filename} ({r.dataset_split})", r.id) for r in self._ws.images.list(limit=IMAGE_CHOICES)]
         self._quiet = True  # new options select their first item on the way: not a user's choice

@@ -269,8 +269,10 @@ class Catalog:
                 self._con.execute("DELETE FROM annotations WHERE image_id IN (SELECT unnest(?::UUID[]))", [ids])
                 self._con.execute("DELETE FROM dataset_images WHERE image_id IN (SELECT unnest(?::UUID[]))", [ids])
                 self._refresh_dataset_counts(datasets)
-            elif table == "datasets":
+            elif table == "datasets":  # its snapshots' rows go too (their Parquet blobs stay in the store)
                 self._con.execute("DELETE FROM dataset_images WHERE dataset_id IN (SELECT unnest(?::UUID[]))", [ids])
+                self._con.execute("DELETE FROM dataset_snapshots WHERE dataset_id IN (SELECT unnest(?::UUID[]))",
+                                  [ids])
         with self._transaction():
             count = self._con.execute(
                 f"DELETE FROM {_table(table)} WHERE id IN (SELECT unnest(?::UUID[]))", [ids]

@@ -17,6 +17,7 @@ from mleval.core.enums import (
     Framework,
     ImageFormat,
     JobStatus,
+    ModelTask,
     ModelType,
     ReviewState,
     TrainingStatus,
@@ -134,6 +135,13 @@ ROW_RULES: dict[str, tuple[RowRule, ...]] = {
                 "variant must not be empty (e.g. nano, small, medium, large, xl).", ("name",)),
         RowRule("model.version_not_empty", "version IS NULL OR length(trim(version)) = 0",
                 "version must not be empty.", ("name",)),
+        RowRule("model.task_valid", f"task IS NOT NULL AND task NOT IN {_in(ModelTask)}",
+                f"task must be one of: {_values(ModelTask)}.", ("name", "task")),
+        RowRule("model.imgsz_range", "imgsz IS NOT NULL AND (imgsz < 32 OR imgsz > 8192)",
+                "imgsz (the input size the model was trained at) must be 32 to 8192 pixels.", ("name", "imgsz")),
+        RowRule("model.classes_named",
+                "classes IS NOT NULL AND len(list_filter(classes, lambda c: c IS NULL OR length(trim(c)) = 0)) > 0",
+                "every class name must be non-empty (classes are listed in index order).", ("name",)),
         RowRule("model.name_unique_within_type_and_variant",
                 "EXISTS (SELECT 1 FROM models m WHERE m.name = r.name AND m.type = r.type "
                 "AND m.variant = r.variant AND m.id <> r.id) "
@@ -263,6 +271,7 @@ ENTITY_OF_TABLE = {
     "inference_jobs": "inference_job",
     "deployments": "deployment",
     "evaluation_runs": "evaluation_run",
+    "dataset_snapshots": "dataset_snapshot",
     "performance_metrics": "performance_metric",
 }
 

@@ -201,11 +201,61 @@ _V3 = """
 ALTER TABLE annotations ALTER COLUMN id SET DEFAULT uuidv7();
 """
 
+_V4 = """
+-- A model knows how it was made: the settings every consumer defaults to, and its lineage.
+-- DuckDB cannot add a column with a CHECK: the rules model.imgsz_range and model.task_valid
+-- hold these columns' ranges for every write.
+ALTER TABLE models ADD COLUMN imgsz INTEGER;
+ALTER TABLE models ADD COLUMN classes VARCHAR[];
+ALTER TABLE models ADD COLUMN task VARCHAR;
+ALTER TABLE models ADD COLUMN settings_source VARCHAR;
+ALTER TABLE models ADD COLUMN base_model_id UUID;
+ALTER TABLE models ADD COLUMN training_job_id UUID;
+ALTER TABLE models ADD COLUMN dataset_snapshot_id VARCHAR;
+UPDATE models SET
+    task = CASE metadata->>'task' WHEN 'promptable-segment' THEN 'promptable' ELSE metadata->>'task' END,
+    base_model_id = parent_model_id,
+    training_job_id = TRY_CAST(metadata->>'training_job_id' AS UUID),
+    classes = CAST(metadata->'class_names' AS VARCHAR[]),
+    imgsz = CASE WHEN metadata->>'task' = 'promptable-segment' THEN 1024 ELSE 640 END,
+    settings_source = 'assumed';
+UPDATE models SET task = 'promptable' WHERE task = 'promptable-segment';
+
+-- The settings a piece of work actually used, and the dataset content it saw.
+ALTER TABLE inference_jobs ADD COLUMN imgsz INTEGER;
+ALTER TABLE training_jobs ADD COLUMN imgsz INTEGER;
+ALTER TABLE training_jobs ADD COLUMN dataset_snapshot_id VARCHAR;
+ALTER TABLE evaluation_runs ADD COLUMN imgsz INTEGER;
+ALTER TABLE evaluation_runs ADD COLUMN dataset_snapshot_id VARCHAR;
+ALTER TABLE deployments ADD COLUMN imgsz INTEGER;
+
+-- A frozen dataset: its members, their splits and the ground-truth annotation revisions, kept as
+-- a Parquet blob. The id is the hash of that content: the same content gives the same id.
+CREATE TABLE dataset_snapshots (
+    id VARCHAR PRIMARY KEY,
+    dataset_id UUID NOT NULL REFERENCES datasets (id),
+    note VARCHAR,
+    content_key VARCHAR NOT NULL,
+    images INTEGER NOT NULL CHECK (images >= 0),
+    train_count INTEGER NOT NULL,
+    validation_count INTEGER NOT NULL,
+    test_count INTEGER NOT NULL,
+    annotations INTEGER NOT NULL CHECK (annotations >= 0),
+    objects INTEGER NOT NULL CHECK (objects >= 0),
+    revisions INTEGER NOT NULL CHECK (revisions >= 0),
+    classes VARCHAR[] NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    metadata JSON
+);
+CREATE INDEX dataset_snapshots_dataset_id ON dataset_snapshots (dataset_id);
+"""
+
 # (version, description, DDL). Append only: a released migration is never edited.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema: the eight entities", _V1),
     (2, "evaluation runs: key, config, timestamp and summary of each evaluation", _V2),
     (3, "annotation ids made by the catalog are time-ordered (UUID v7)", _V3),
+    (4, "model settings and lineage columns, the settings work used, dataset snapshots", _V4),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

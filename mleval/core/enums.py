@@ -42,6 +42,14 @@ class ModelType(StrEnum):
     SEGMENTATION = "segmentation"
 
 
+class ModelTask(StrEnum):
+    """What a model's output is: boxes, boxes with masks, or masks for given prompts."""
+
+    DETECT = "detect"
+    SEGMENT = "segment"
+    PROMPTABLE = "promptable"
+
+
 class Framework(StrEnum):
     YOLO11 = "YOLO11"
     YOLO12 = "YOLO12"

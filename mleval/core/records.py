@@ -20,7 +20,7 @@ class _Record:
         names = {f.name for f in fields(cls)}
         values = {k: (_parse_json(v) if k in cls._json_fields else v) for k, v in row.items() if k in names}
         for key in ("id", "image_id", "model_id", "dataset_id", "base_model_id", "result_model_id",
-                    "parent_model_id", "inference_job_id"):
+                    "parent_model_id", "inference_job_id", "training_job_id"):
             if values.get(key) is not None:
                 values[key] = str(values[key])
         return cls(**values)
@@ -88,6 +88,12 @@ class AnnotationRecord(_Record):
 
 @dataclass(frozen=True)
 class ModelRecord(_Record):
+    """A model, with the settings it was made with: every consumer (predict, infer, evaluate,
+    deploy, the widgets) defaults to ``imgsz`` and reads its class names from ``classes``.
+    ``settings_source`` says where they came from: ``zoo`` (its published weights' settings),
+    ``training`` (a job of this workspace), ``checkpoint`` (read from a registered file) or
+    ``assumed`` (640 and the file's names, the file carrying no training arguments)."""
+
     _json_fields = ("metadata", "performance_metrics")
     id: str
     name: str
@@ -102,6 +108,33 @@ class ModelRecord(_Record):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     metadata: dict | None = None
+    imgsz: int | None = None
+    classes: list[str] | None = None
+    task: str | None = None
+    settings_source: str | None = None
+    base_model_id: str | None = None
+    training_job_id: str | None = None
+    dataset_snapshot_id: str | None = None
+
+    @property
+    def is_promptable(self) -> bool:
+        return self.task == "promptable"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        metrics = self.performance_metrics or {}
+        scores = ", ".join(f"{k}={v:.3f}" for k, v in metrics.items() if isinstance(v, float))
+        classes = self.classes or []
+        shown = ", ".join(classes[:8]) + (f", ... ({len(classes)})" if len(classes) > 8 else "")
+        weights = (self.metadata or {}).get("weights_source", "not loaded yet")
+        rows = [("framework / variant", f"{self.framework} {self.variant}"), ("task", self.task),
+                ("status", self.training_status), ("imgsz", f"{self.imgsz} ({self.settings_source})"),
+                ("classes", shown or "none (promptable)"), ("weights", weights), ("scores", scores or "none yet"),
+                ("id", self.id)]
+        body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td>{escape(str(v))}</td></tr>"
+                       for k, v in rows)
+        return f"<b>model {escape(self.name)}</b> v{escape(self.version)}<table>{body}</table>"
 
 
 R = TypeVar("R")

@@ -39,6 +39,7 @@ class DeploymentRecord(_Record):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     metadata: dict | None = None
+    imgsz: int | None = None  # the input size the endpoint runs the model at
 
 
 @dataclass(frozen=True)
@@ -117,20 +118,22 @@ def prepare_version(
     cpus_per_replica: float = 1.0,
     host: str = "127.0.0.1",
     port: int = 8000,
-    imgsz: int = 640,
+    imgsz: int | None = None,
     conf: float = 0.25,
     max_upload_bytes: int = 20 * MiB,
     max_pixels: int = 50_000_000,
 ) -> PreparedVersion:
     """Validate the options (see :func:`deploy`) and write the version's row (status
     ``deploying``); nothing starts. ``serve_apps.detector:app_builder`` builds on this too."""
+    from mleval.models.settings import imgsz_for
+
     record = ws.models.get(model)
     name = name or record.name
+    imgsz = imgsz_for(record, imgsz)
     _validate(name=name, version=version, replicas=replicas, max_batch_size=max_batch_size,
               batch_wait_timeout_s=batch_wait_timeout_s, autoscaling=autoscaling, rate_limit=rate_limit, port=port,
               imgsz=imgsz, conf=conf, max_upload_bytes=max_upload_bytes, host=host)
-    task = (record.metadata or {}).get("task")
-    if task == "promptable-segment":
+    if record.is_promptable:
         raise ValidationError("deployment.model_servable",
                               f"{record.name} is a promptable segmenter (it needs point or box prompts); "
                               "deploy a detector or a YOLO -seg model.")
@@ -152,7 +155,7 @@ def prepare_version(
             metadata["previous_id"] = current.id
         ws.catalog.update("deployments", same.id, {
             "status": DeploymentStatus.DEPLOYING.value, "model_id": record.id, "configuration": configuration,
-            "endpoint_url": endpoint_url, "metadata": {**metadata, "model_name": record.name}})
+            "endpoint_url": endpoint_url, "imgsz": imgsz, "metadata": {**metadata, "model_name": record.name}})
         row_id = same.id
     else:
         row_id = new_id()
@@ -160,7 +163,7 @@ def prepare_version(
         ws.catalog.insert("deployments", [{
             "id": row_id, "name": name, "model_id": record.id, "endpoint_url": endpoint_url, "version": version,
             "status": DeploymentStatus.DEPLOYING.value, "configuration": configuration,
-            "performance_monitoring": None, "created_at": now, "updated_at": now,
+            "performance_monitoring": None, "created_at": now, "updated_at": now, "imgsz": imgsz,
             "metadata": {"model_name": record.name, "api_keys": [],
                          "previous_id": current.id if current is not None else None},
         }])
@@ -230,7 +233,7 @@ def deploy(
     cpus_per_replica: float = 1.0,
     host: str = "127.0.0.1",
     port: int = 8000,
-    imgsz: int = 640,
+    imgsz: int | None = None,
     conf: float = 0.25,
     max_upload_bytes: int = 20 * MiB,
     max_pixels: int = 50_000_000,
@@ -244,7 +247,8 @@ def deploy(
     default wait of 0, a lone request goes straight to the model and requests that arrive
     while the model is busy form the next batch; a GPU gains from a few milliseconds' wait);
     ``autoscaling`` is Serve's autoscaling_config (it replaces ``replicas``); ``imgsz`` and
-    ``conf`` are the model's input size (pixels) and default score threshold; uploads over
+    ``conf`` are the model's input size (pixels; None is the size the model was trained at, and
+    the size used is the record's ``imgsz``) and default score threshold; uploads over
     ``max_upload_bytes`` or ``max_pixels`` are refused with 413.
 
     Returns a :class:`DeploymentHandle` once every replica has loaded the model; raises
@@ -387,6 +391,20 @@ class DeploymentHandle:
     def __repr__(self) -> str:
         record = self.record
         return f"DeploymentHandle({record.name!r}, version={record.version!r}, status={record.status!r}, url={record.endpoint_url!r})"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        record = self.record
+        usage = (record.performance_monitoring or {}).get("summary") or {}
+        rows = [("status", record.status), ("model", (record.metadata or {}).get("model_name", record.model_id)),
+                ("imgsz", record.imgsz), ("requests", usage.get("requests", 0)), ("errors", usage.get("errors", 0)),
+                ("p50 latency ms", usage.get("latency_p50_ms"))]
+        body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td>{escape(str(v))}</td></tr>"
+                       for k, v in rows)
+        url = escape(record.endpoint_url)
+        return (f"<b>deployment {escape(record.name)}</b> v{escape(record.version)}: POST <code>{url}/predict</code>, "
+                f"<a href='{url}/docs' target='_blank'>API docs</a><table>{body}</table>")
 
 
 def list_deployments(ws: Workspace, *, status: str | None = None) -> RecordList[DeploymentRecord]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from mleval.core.errors import ValidationError
+from mleval.core.progress import Progress, ProgressOption, check_progress
 from mleval.evaluation.runs import EvaluationRun, _fmt, _html_table, evaluate, list_runs, load_run
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 LEADERBOARD_METRICS = {"mAP50_95": "mAP50_95", "mAP50": "mAP50", "precision": "precision", "recall": "recall",
                        "F1": "F1", "mean_iou": "mean_iou", "ms_per_image": "ms_per_image"}
 LOWER_IS_BETTER = frozenset({"ms_per_image"})
-_REUSED_OPTIONS = ("conf", "imgsz")  # a stored run is reused only if it was made with the options given
+_REUSED_OPTIONS = ("conf", "class_map")  # a stored run is reused only if it was made with the options given
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,14 +71,18 @@ def compare(
     *,
     split: str = "test",
     refresh: bool = False,
+    progress: ProgressOption = True,
     **evaluate_options: Any,
 ) -> Comparison:
     """Evaluate each of ``models`` (records or names) on ``split`` of ``dataset`` and compare them.
 
-    A model's latest stored run on the same dataset, split and ``iou_type`` (and ``conf``/``imgsz``
-    when given) is reused unless ``refresh=True``; otherwise ``evaluate`` runs with
-    ``evaluate_options`` (``iou_type``, ``conf``, ``imgsz``, ``batch_size``, ``timeout_s``).
+    Each model runs at its own input size unless ``imgsz`` is given. A model's latest stored run
+    on the same dataset, split, ``iou_type`` and input size (and ``conf``/``class_map`` when
+    given) is reused unless ``refresh=True``; otherwise ``evaluate`` runs with
+    ``evaluate_options`` (``iou_type``, ``conf``, ``imgsz``, ``class_map``, ``batch_size``,
+    ``timeout_s``). ``progress``: a bar over the models (False for none, or a callable).
     """
+    check_progress(progress)
     if "key" in evaluate_options:
         raise ValidationError("comparison.key", "compare makes one run per model and names each itself; "
                               "drop key=, or evaluate the models one by one with their own keys.")
@@ -87,9 +92,12 @@ def compare(
         raise ValidationError("comparison.models", f"give one or more distinct models, got {names}.")
     ds = ws.datasets.get(dataset)
     runs = []
-    for record in records:
-        run = None if refresh else _stored_run(ws, record, ds, split, evaluate_options)
-        runs.append(run or evaluate(ws, record, ds, split=split, **evaluate_options))
+    with Progress(progress, total=len(records), desc=f"compare on {ds.name}/{split}", unit="model") as bar:
+        for done, record in enumerate(records):
+            bar.note(record.name)
+            run = None if refresh else _stored_run(ws, record, ds, split, evaluate_options)
+            runs.append(run or evaluate(ws, record, ds, split=split, progress=False, **evaluate_options))
+            bar.update_to(done + 1)
     return comparison_of(runs)
 
 
@@ -101,12 +109,13 @@ def comparison_of(runs: Sequence[EvaluationRun]) -> Comparison:
     if len(where) != 1:
         raise ValidationError("comparison.same_split", f"runs to compare must share one dataset split, got "
                               f"{sorted((r.dataset, r.split) for r in runs)}.")
-    rows = [{"model": r.model, **{c: r.summary.get(k) for c, k in LEADERBOARD_METRICS.items()}, "key": r.key}
-            for r in runs]
+    rows = [{"model": r.model, "imgsz": r.imgsz, **{c: r.summary.get(k) for c, k in LEADERBOARD_METRICS.items()},
+             "key": r.key} for r in runs]
     rank = "mAP50_95" if any(row["mAP50_95"] is not None for row in rows) else "mean_iou"
     rows.sort(key=lambda row: (row[rank] is None, -(row[rank] or 0.0)))
     leaderboard = pa.Table.from_pylist(rows, schema=pa.schema(
-        [("model", pa.string()), *[(c, pa.float64()) for c in LEADERBOARD_METRICS], ("key", pa.string())]))
+        [("model", pa.string()), ("imgsz", pa.int32()), *[(c, pa.float64()) for c in LEADERBOARD_METRICS],
+         ("key", pa.string())]))
     best = {}
     for column in LEADERBOARD_METRICS:
         scored = [row for row in rows if row[column] is not None]
@@ -131,12 +140,18 @@ def _per_class_ap(runs: Sequence[EvaluationRun]) -> pa.Table:
 
 
 def _stored_run(ws: Workspace, record: Any, ds: Any, split: str, options: dict) -> EvaluationRun | None:
-    """The model's latest run on this dataset split made with the same iou_type (and conf/imgsz when given)."""
+    """The model's latest run on this dataset split made with the same iou_type and input size (the
+    model's own unless ``imgsz`` is given), and the same conf/class_map when given."""
+    from mleval.models.settings import imgsz_for
+
     iou_type = "segm" if record.framework == "SAM2" else options.get("iou_type", "bbox")
+    imgsz = imgsz_for(record, options.get("imgsz"))
     for row in list_runs(ws, record, ds).to_pylist():  # newest first
         if row["split"] != split or row["iou_type"] != iou_type:
             continue
         run = load_run(ws, row["key"])
+        if (run.imgsz or run.config.get("imgsz")) != imgsz:
+            continue
         if all(run.config.get(o) == options[o] for o in _REUSED_OPTIONS if o in options):
             return run
     return None

@@ -16,8 +16,10 @@ if TYPE_CHECKING:
 
 
 def evaluate_promptable(ws: Workspace, record: ModelRecord, ds: DatasetRecord, split: str, key: str,
-                        images: list[dict], objects: list[_Object], batch_size: int) -> EvaluationRun:
-    """Every non-crowd ground-truth object with a mask: its box is the prompt, its mask the answer key."""
+                        images: list[dict], objects: list[_Object], batch_size: int, *,
+                        stored: dict | None = None) -> EvaluationRun:
+    """Every non-crowd ground-truth object with a mask: its box is the prompt, its mask the answer key.
+    ``stored``: what the run row records beside the results (``imgsz``, ``snapshot_id``)."""
     from pycocotools import mask as mask_utils
 
     from mleval.core.masks import compress_rle, polygons_to_rle
@@ -66,4 +68,4 @@ def evaluate_promptable(ws: Workspace, record: ModelRecord, ds: DatasetRecord, s
     config = {"model": record.name, "dataset": ds.name, "split": split, "iou_type": "segm",
               "prompts": "ground-truth boxes", "batch_size": batch_size}
     results = {"per_class": per_class}
-    return _store(ws, record, ds, split, "segm", key, config, summary, results, None, None)
+    return _store(ws, record, ds, split, "segm", key, config, summary, results, None, None, **(stored or {}))

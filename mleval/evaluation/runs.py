@@ -30,6 +30,7 @@ from mleval.catalog.parquet_tables import PERFORMANCE_METRICS_SCHEMA
 from mleval.catalog.rules import GROUND_TRUTH_SQL
 from mleval.core.enums import Framework
 from mleval.core.errors import MlevalError, NotFoundError, ValidationError
+from mleval.core.progress import Progress, ProgressOption, check_progress
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,6 +70,8 @@ class EvaluationRun:
     confusion_matrix: pa.Table | None = field(repr=False)
     pr_curve: dict | None = field(repr=False)
     evaluation: CocoEvaluation | None = field(default=None, repr=False)
+    imgsz: int | None = None  # the input size the model ran at
+    dataset_snapshot_id: str | None = None  # the dataset content it was scored on (ws.datasets.snapshot)
 
     def to_pandas(self) -> pd.DataFrame:
         """:attr:`per_class` as a DataFrame (``metrics.to_pandas()`` for the stored rows)."""
@@ -84,7 +87,8 @@ class EvaluationRun:
         rows = "".join(f"<tr><td>{escape(k)}</td><td>{_fmt(v)}</td></tr>"
                        for k, v in self.summary.items() if not isinstance(v, dict))
         return (f"<b>{escape(self.key)}</b>: {escape(self.model)} on {escape(str(self.dataset))} / "
-                f"{escape(str(self.split))} ({self.iou_type}, {self.timestamp:%Y-%m-%d %H:%M} UTC)"
+                f"{escape(str(self.split))} ({self.iou_type}, imgsz {self.imgsz}, "
+                f"{self.timestamp:%Y-%m-%d %H:%M} UTC, snapshot {escape(str(self.dataset_snapshot_id))})"
                 f"<table>{rows}</table>{_html_table(self.per_class)}")
 
 
@@ -104,52 +108,76 @@ def evaluate(
     split: str = "test",
     iou_type: str = "bbox",
     conf: float = 0.001,
-    imgsz: int = 640,
+    imgsz: int | None = None,
     key: str | None = None,
     batch_size: int = 8,
     timeout_s: float | None = None,
+    class_map: dict[str, str | None] | None = None,
+    progress: ProgressOption = True,
 ) -> EvaluationRun:
     """Score ``model`` (record or name) on the ``split`` images of ``dataset`` and store the run.
 
-    Predictions come from the model's latest completed batch inference holding a row for every
-    image of the split, run at a confidence <= ``conf`` and the same ``imgsz`` (detections under
-    ``conf`` are dropped); without one, ``ws.infer`` runs now (Ray) and is waited for.
-    Detections of classes the ground truth does not name are dropped and counted in the summary.
-    Images whose inference failed are left out and counted. ``key`` defaults to
-    ``"<model>-<dataset>-<split>-<n>"``. SAM 2 models are scored with ground-truth boxes as
-    prompts and mask IoU (``iou_type`` is then "segm").
+    ``imgsz`` None is the model's own input size (the one it was trained at); the size used is
+    the run's ``imgsz``. Predictions come from the model's latest completed batch inference
+    holding a row for every image of the split, run at a confidence <= ``conf`` and the same
+    ``imgsz`` (detections under ``conf`` are dropped); without one, ``ws.infer`` runs now (Ray)
+    and is waited for. The dataset's classes must all be classes of the model, unless
+    ``class_map`` (model class -> dataset class, None to drop) says how they correspond;
+    detections of other classes are dropped and counted in the summary. Images whose inference
+    failed are left out and counted. The dataset is snapshotted (``run.dataset_snapshot_id``).
+    ``key`` defaults to ``"<model>-<dataset>-<split>-<n>"``. SAM 2 models are scored with
+    ground-truth boxes as prompts and mask IoU (``iou_type`` is then "segm"). ``progress``:
+    a bar over the images (False for none, or a callable ``progress(done, total)``).
     """
     from mleval.images.collection import check_split
+    from mleval.models.settings import check_classes, imgsz_for
 
+    check_progress(progress)
     record, ds = ws.models.get(model), ws.datasets.get(dataset)
     check_split(split)
     if iou_type not in ("bbox", "segm"):
         raise ValidationError("evaluation.iou_type", f"iou_type must be 'bbox' or 'segm', got {iou_type!r}.")
+    imgsz = imgsz_for(record, imgsz)
     key = _free_key(ws, key, f"{record.name}-{ds.name}-{split}")
     images = _split_images(ws, ds, split)
     objects = _ground_truth(ws, ds, split)
-    if record.framework == Framework.SAM2:
-        from mleval.evaluation.promptable import evaluate_promptable
+    class_map = check_classes(record, list(dict.fromkeys(o.label for o in objects)), ds.name, class_map)
+    snapshot = ws.datasets.snapshot(ds, note=f"taken for evaluation run {key}", progress=False)
+    with Progress(progress, total=len(images), desc=f"evaluate {record.name} on {ds.name}/{split}",
+                  unit="img") as bar:
+        if record.framework == Framework.SAM2:
+            from mleval.evaluation.promptable import evaluate_promptable
 
-        return evaluate_promptable(ws, record, ds, split, key, images, objects, batch_size)
-    job_id, rows = _predictions(ws, record, [i["id"] for i in images], conf=conf, imgsz=imgsz,
-                                batch_size=batch_size, timeout_s=timeout_s)
-    failed = {r["image_id"] for r in rows if r["error"]}
-    images = [i for i in images if i["id"] not in failed]
-    gt, class_names, index = _coco_ground_truth(images, objects, iou_type, ds, split)
-    dt, dropped = _coco_detections(rows, index, class_names, iou_type, conf)
+            run = evaluate_promptable(ws, record, ds, split, key, images, objects, batch_size,
+                                      stored=dict(imgsz=imgsz, snapshot_id=snapshot.id))
+            bar.update_to(len(images))
+            return run
+        bar.note(f"predictions at imgsz {imgsz}")
+        job_id, rows = _predictions(ws, record, [i["id"] for i in images], conf=conf, imgsz=imgsz,
+                                    batch_size=batch_size, timeout_s=timeout_s,
+                                    progress=lambda done, total: bar.update_to(round(done * len(images) / 100)))
+        bar.update_to(len(images))
+        failed = {r["image_id"] for r in rows if r["error"]}
+        images = [i for i in images if i["id"] not in failed]
+        gt, class_names, index = _coco_ground_truth(images, objects, iou_type, ds, split)
+        dt, dropped = _coco_detections(rows, index, class_names, iou_type, conf, class_map)
 
-    from mleval.evaluation.coco import coco_evaluate
+        from mleval.evaluation.coco import coco_evaluate
 
-    evaluation = coco_evaluate(gt, dt, iou_type=iou_type)
-    config = {"model": record.name, "dataset": ds.name, "split": split, "iou_type": iou_type, "conf": conf,
-              "imgsz": imgsz, "batch_size": batch_size, "max_dets": list(evaluation.max_dets),
-              "confidence_threshold": CONFIDENCE_THRESHOLD, "iou_threshold": IOU_THRESHOLD,
-              "confusion_iou_threshold": CONFUSION_IOU_THRESHOLD, "class_names": class_names}
-    summary, results = _detection_results(evaluation, rows, dropped, failed, len(dt))
-    # segm: ground truths without a mask are left out
-    summary["skipped_ground_truths"] = sum(o.image_id in index for o in objects) - len(gt["annotations"])
-    return _store(ws, record, ds, split, iou_type, key, config, summary, results, job_id, evaluation)
+        bar.note("scoring")
+        evaluation = coco_evaluate(gt, dt, iou_type=iou_type)
+        config = {"model": record.name, "dataset": ds.name, "split": split, "iou_type": iou_type, "conf": conf,
+                  "imgsz": imgsz, "batch_size": batch_size, "max_dets": list(evaluation.max_dets),
+                  "confidence_threshold": CONFIDENCE_THRESHOLD, "iou_threshold": IOU_THRESHOLD,
+                  "confusion_iou_threshold": CONFUSION_IOU_THRESHOLD, "class_names": class_names,
+                  "class_map": class_map}
+        summary, results = _detection_results(evaluation, rows, dropped, failed, len(dt))
+        # segm: ground truths without a mask are left out
+        summary["skipped_ground_truths"] = sum(o.image_id in index for o in objects) - len(gt["annotations"])
+        run = _store(ws, record, ds, split, iou_type, key, config, summary, results, job_id, evaluation,
+                     imgsz=imgsz, snapshot_id=snapshot.id)
+        bar.note(f"mAP50={_fmt(run.summary.get('mAP50'))} mAP50-95={_fmt(run.summary.get('mAP50_95'))}")
+    return run
 
 
 def list_runs(ws: Workspace, model: Any = None, dataset: Any = None) -> pa.Table:
@@ -164,7 +192,8 @@ def list_runs(ws: Workspace, model: Any = None, dataset: Any = None) -> pa.Table
     numbers = ", ".join(f"CAST(r.summary->>'{k}' AS DOUBLE) AS {k}" for k in
                         ("mAP50_95", "mAP50", "precision", "recall", "F1", "mean_iou", "ms_per_image"))
     return ws.catalog.query(
-        f"SELECT r.key, m.name AS model, d.name AS dataset, r.split, r.iou_type, r.evaluation_timestamp, {numbers}, "
+        f"SELECT r.key, m.name AS model, d.name AS dataset, r.split, r.iou_type, r.imgsz, r.evaluation_timestamp, "
+        f"{numbers}, r.dataset_snapshot_id, "
         "CAST(r.inference_job_id AS VARCHAR) AS inference_job_id, CAST(r.id AS VARCHAR) AS id "
         "FROM evaluation_runs r JOIN models m ON m.id = r.model_id LEFT JOIN datasets d ON d.id = r.dataset_id"
         + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY r.evaluation_timestamp DESC, r.key",
@@ -273,7 +302,7 @@ def _ground_truth(ws: Workspace, ds: DatasetRecord, split: str) -> list[_Object]
 
 
 def _predictions(ws: Workspace, record: ModelRecord, image_ids: list[str], *, conf: float, imgsz: int,
-                 batch_size: int, timeout_s: float | None) -> tuple[str, list[dict]]:
+                 batch_size: int, timeout_s: float | None, progress: ProgressOption = False) -> tuple[str, list[dict]]:
     """(inference job id, one prediction row per image): stored ones when usable, else a new batch inference."""
     jobs = ws.catalog.query_rows(
         "SELECT p.inference_job_id AS id, any_value(j.metadata) AS metadata FROM predictions p "
@@ -284,7 +313,7 @@ def _predictions(ws: Workspace, record: ModelRecord, image_ids: list[str], *, co
     job_id = next((j["id"] for j in jobs if _usable(j["metadata"], conf, imgsz)), None)
     if job_id is None:
         job = ws.infer(record, images=image_ids, conf=conf, imgsz=imgsz, batch_size=batch_size)
-        job_id = job.wait(timeout_s).id
+        job_id = job.wait(timeout_s, progress=progress).id
     rows = ws.catalog.query_rows(
         "SELECT image_id, boxes_xyxy, class_names, scores, masks_rle, preprocess_ms, inference_ms, postprocess_ms, "
         "error FROM predictions WHERE inference_job_id = ? AND image_id IN (SELECT unnest(?::VARCHAR[])) "
@@ -327,8 +356,10 @@ def _coco_ground_truth(images: list[dict], objects: list[_Object], iou_type: str
 
 
 def _coco_detections(rows: list[dict], index: dict[str, int], class_names: list[str], iou_type: str,
-                     conf: float) -> tuple[list[dict], Counter]:
-    """COCO results of the rows for images in ``index``; detections of unknown classes go to the Counter."""
+                     conf: float, class_map: dict[str, str | None] | None = None) -> tuple[list[dict], Counter]:
+    """COCO results of the rows for images in ``index``, their class names mapped through ``class_map``
+    (model class -> dataset class; None drops it); detections of unknown classes go to the Counter."""
+    class_map = class_map or {}
     category = {name: c for c, name in enumerate(class_names, start=1)}
     dt, dropped = [], Counter()
     for row in rows:
@@ -341,6 +372,7 @@ def _coco_detections(rows: list[dict], index: dict[str, int], class_names: list[
         for j, (box, name, score) in enumerate(zip(row["boxes_xyxy"], row["class_names"], row["scores"])):
             if score < conf:
                 continue
+            name = class_map.get(name, name)
             if name not in category:
                 dropped[name] += 1
                 continue
@@ -446,7 +478,8 @@ def _metric_rows(run_id: str, record: ModelRecord, ds: DatasetRecord, split: str
 
 
 def _store(ws: Workspace, record: ModelRecord, ds: DatasetRecord, split: str, iou_type: str, key: str, config: dict,
-           summary: dict, results: dict, job_id: str | None, evaluation: CocoEvaluation | None) -> EvaluationRun:
+           summary: dict, results: dict, job_id: str | None, evaluation: CocoEvaluation | None, *,
+           imgsz: int | None = None, snapshot_id: str | None = None) -> EvaluationRun:
     run_id, now = new_id(), utc_now()
     summary = _clean(summary)
     metrics = _metric_rows(run_id, record, ds, split, iou_type, now, summary, _clean(results["per_class"]))
@@ -454,7 +487,7 @@ def _store(ws: Workspace, record: ModelRecord, ds: DatasetRecord, split: str, io
     ws.catalog.insert("evaluation_runs", [{
         "id": run_id, "key": key, "model_id": record.id, "dataset_id": ds.id, "split": split, "iou_type": iou_type,
         "config": _clean(config), "summary": summary, "inference_job_id": job_id, "evaluation_timestamp": now,
-        "metadata": _clean(results),
+        "metadata": _clean(results), "imgsz": imgsz, "dataset_snapshot_id": snapshot_id,
     }])
     rows = ws.catalog.query_rows(_RUN_SQL + " WHERE r.id = ?", [run_id])
     return _run_from_row(ws, rows[0], evaluation)
@@ -462,7 +495,8 @@ def _store(ws: Workspace, record: ModelRecord, ds: DatasetRecord, split: str, io
 
 _RUN_SQL = ("SELECT CAST(r.id AS VARCHAR) AS id, r.key, m.name AS model, CAST(r.model_id AS VARCHAR) AS model_id, "
             "d.name AS dataset, CAST(r.dataset_id AS VARCHAR) AS dataset_id, r.split, r.iou_type, r.config, r.summary, "
-            "r.evaluation_timestamp, CAST(r.inference_job_id AS VARCHAR) AS inference_job_id, r.metadata "
+            "r.evaluation_timestamp, CAST(r.inference_job_id AS VARCHAR) AS inference_job_id, r.metadata, "
+            "r.imgsz, r.dataset_snapshot_id "
             "FROM evaluation_runs r JOIN models m ON m.id = r.model_id LEFT JOIN datasets d ON d.id = r.dataset_id")
 
 
@@ -479,7 +513,8 @@ def _run_from_row(ws: Workspace, row: dict, evaluation: CocoEvaluation | None = 
         summary=json.loads(row["summary"]) if row["summary"] else {}, timestamp=row["evaluation_timestamp"],
         inference_job_id=row["inference_job_id"], metrics=metrics,
         per_class=pa.Table.from_pylist(results.get("per_class") or []), confusion_matrix=confusion,
-        pr_curve=results.get("pr_curve"), evaluation=evaluation,
+        pr_curve=results.get("pr_curve"), evaluation=evaluation, imgsz=row["imgsz"],
+        dataset_snapshot_id=row["dataset_snapshot_id"],
     )
 
 

@@ -133,10 +133,13 @@ class Output:
     """An output folder or .zip, written under a temporary name and moved into place on ``commit``.
 
     A folder target must not exist or be empty, so an export never mixes with older files.
+    ``on_image(done)`` is called after each image put (a progress bar's update).
     """
 
-    def __init__(self, target: str | os.PathLike[str]):
+    def __init__(self, target: str | os.PathLike[str], *, on_image: Callable[[int], None] | None = None):
         self.target = Path(target)
+        self._on_image = on_image
+        self._images_put = 0
         self.is_zip = self.target.suffix.lower() == ".zip"
         if not self.is_zip and self.target.exists() and (not self.target.is_dir() or any(self.target.iterdir())):
             raise FormatError(
@@ -180,6 +183,9 @@ class Output:
 
     def put_image(self, rel: str, image: LabelledImage, *, link: bool = False) -> str | None:
         """Copy (or hard-link) the image's bytes to ``rel``; returns why not, or None on success."""
+        self._images_put += 1
+        if self._on_image is not None:
+            self._on_image(self._images_put)
         try:
             if image.source_path is not None:
                 if not image.source_path.is_file():

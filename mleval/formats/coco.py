@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from mleval.core import masks
@@ -309,7 +310,8 @@ def _object(ann: dict, label: str, image: LabelledImage) -> LabelledObject:
 
 
 def write_coco(
-    dataset: LabelledDataset, path: str | Path, *, include_scores: bool = False, link_images: bool = False
+    dataset: LabelledDataset, path: str | Path, *, include_scores: bool = False, link_images: bool = False,
+    on_image: Callable[[int], None] | None = None,
 ) -> WriteSummary:
     """Write COCO instances. ``path`` ending in ``.json``: one file, annotations only. Else a folder
     (new or empty) or ``.zip`` with ``annotations/instances_{train,val,test}.json`` (``instances.json``
@@ -330,7 +332,7 @@ def write_coco(
     groups: dict[str | None, list[tuple[int, LabelledImage]]] = {}
     for index, image in enumerate(dataset.images):
         groups.setdefault(image.split, []).append((index, image))
-    with _files.Output(target) as out:
+    with _files.Output(target, on_image=on_image) as out:
         for split, members in groups.items():
             sub = _SPLIT_DIR[split] if split else ""
             doc = _instances(dataset, members, ids, cats, include_scores, summary, with_split=False)

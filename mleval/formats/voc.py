@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -185,7 +186,8 @@ def _object_masks(
     return {int(k): masks.mask_to_rle(indices == k) for k in np.unique(indices) if 0 < k < _VOID}
 
 
-def write_voc(dataset: LabelledDataset, folder: str | Path, *, link_images: bool = False) -> WriteSummary:
+def write_voc(dataset: LabelledDataset, folder: str | Path, *, link_images: bool = False,
+              on_image: Callable[[int], None] | None = None) -> WriteSummary:
     """Write VOC to a new (or empty) folder or a ``.zip``; see the module docstring for the layout.
 
     An image ``a/b.jpg`` gets id ``a/b``: ``Annotations/a/b.xml``, ``JPEGImages/a/b.jpg``. Crowd
@@ -199,7 +201,7 @@ def write_voc(dataset: LabelledDataset, folder: str | Path, *, link_images: bool
     main: dict[str, list[str]] = {}
     segmentation: dict[str, list[str]] = {}
     ids: set[str] = set()
-    with _files.Output(folder) as out:
+    with _files.Output(folder, on_image=on_image) as out:
         for image in dataset.images:
             try:
                 name = _files.safe_relative(image.file_name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from mleval.core import masks
@@ -250,7 +251,8 @@ def _report_orphan_labels(root: Node, label_keys: set[str], errors: list[ItemErr
 
 
 def write_yolo(
-    dataset: LabelledDataset, folder: str | Path, *, include_scores: bool = False, link_images: bool = False
+    dataset: LabelledDataset, folder: str | Path, *, include_scores: bool = False, link_images: bool = False,
+    on_image: Callable[[int], None] | None = None,
 ) -> WriteSummary:
     """Write an ultralytics dataset to a new (or empty) folder or a ``.zip``.
 
@@ -266,7 +268,7 @@ def write_yolo(
     ids = dataset.class_ids()
     summary = WriteSummary(path=Path(folder), images=len(dataset.images), objects=0)
     used: set[str] = set()
-    with _files.Output(folder) as out:
+    with _files.Output(folder, on_image=on_image) as out:
         for image in dataset.images:
             sub = _SPLIT_DIR[image.split or "train"]
             try:

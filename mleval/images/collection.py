@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from mleval.core.enums import DatasetSplit
 from mleval.core.errors import ValidationError
 from mleval.core.records import ImageRecord, RecordList
-from mleval.images.ingest import ProgressCallback, UploadReport, collect_sources, upload_images
+from mleval.core.progress import Progress, ProgressOption, check_progress
+from mleval.images.ingest import UploadReport, collect_sources, upload_images
 from mleval.images.probe import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class ImageCollection:
         split: str = "train",
         dataset: Any = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
-        progress: ProgressCallback | None = None,
+        progress: ProgressOption = True,
         workers: int | None = None,
     ) -> UploadReport:
         """Upload files, folders, ``(filename, bytes)`` pairs or open files into ``split``.
@@ -50,22 +51,26 @@ class ImageCollection:
         Bad files land in ``report.failed`` with a reason and the rest go on; files already
         in the workspace are reported in ``report.duplicates`` and stored once. With
         ``dataset`` (a name or record) the images, duplicates included, join that dataset.
-        ``progress(done, total)`` is called after each chunk of files; ``workers`` (default:
+        ``progress``: a bar over the files (the default; False for none), or a callable
+        ``progress(done, total)`` called after each chunk of files; ``workers`` (default:
         the CPU count, at most 8) processes read and store files on disk in parallel
         (threads for in-memory data or an object-store workspace).
         """
         check_split(split)
+        check_progress(progress)
         dataset_id = self._ws.datasets.get(dataset).id if dataset is not None else None
-        return upload_images(
-            self._ws.catalog,
-            self._ws.blobs,
-            collect_sources(sources),
-            split=split,
-            dataset_id=dataset_id,
-            max_pixels=max_pixels,
-            progress=progress,
-            workers=workers or min(8, os.cpu_count() or 1),
-        )
+        listed = collect_sources(sources)
+        with Progress(progress, total=len(listed), desc=f"upload to {split}", unit="file") as bar:
+            return upload_images(
+                self._ws.catalog,
+                self._ws.blobs,
+                listed,
+                split=split,
+                dataset_id=dataset_id,
+                max_pixels=max_pixels,
+                progress=bar.update_to,
+                workers=workers or min(8, os.cpu_count() or 1),
+            )
 
     def list(
         self,

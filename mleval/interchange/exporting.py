@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mleval.catalog.rules import GROUND_TRUTH_SQL
 from mleval.core.errors import ValidationError
+from mleval.core.progress import Progress, ProgressOption, check_progress
 from mleval.formats import (
     FORMATS,
     ItemError,
@@ -68,6 +69,7 @@ def export_dataset(
     include_predictions: bool = False,
     model: Any = None,
     split: str | None = None,
+    progress: ProgressOption = True,
     **options: Any,
 ) -> ExportReport:
     """Write dataset ``dataset``'s images (one ``split`` or all) and their ground truth as ``format``
@@ -78,8 +80,10 @@ def export_dataset(
     annotation per image, any review state) are written as COCO results lists that
     ``pycocotools.coco.COCO(instances).loadRes(results)`` accepts: ``predictions/instances_<split>.json``
     in the export, one per ``annotations/instances_<split>.json``, or ``<name>_predictions.json``
-    beside a single-file ``.json`` export.
+    beside a single-file ``.json`` export. ``progress``: a bar over the images written (False for
+    none, or a callable ``progress(done, total)``).
     """
+    check_progress(progress)
     fmt = format.strip().lower() if isinstance(format, str) else format
     if fmt not in FORMATS:
         raise ValidationError("formats.format_name", f"unknown format {format!r}; use one of: {', '.join(FORMATS)}.")
@@ -95,7 +99,8 @@ def export_dataset(
     images = _catalog_images(ws, record.id, split)
     _attach_objects(ws, images, record.id, split, GROUND_TRUTH_SQL, [])
     labelled = LabelledDataset(categories=_workspace_categories(ws), images=list(images.values()))
-    summary = write(labelled, path, format=fmt, **options)
+    with Progress(progress, total=len(images), desc=f"export {record.name} as {fmt}", unit="img") as bar:
+        summary = write(labelled, path, format=fmt, on_image=bar.update_to, **options)
     report = ExportReport(path=summary.path, format=fmt, images=summary.images, objects=summary.objects,
                           categories=list(labelled.categories), issues=list(summary.issues))
     if include_predictions:

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from mleval.catalog.catalog import utc_now
 from mleval.catalog.rules import GROUND_TRUTH_SQL
+from mleval.core.progress import Progress, ProgressOption, check_progress
 from mleval.formats import (
     ItemError,
     LabelledDataset,
@@ -66,13 +67,16 @@ def import_dataset(
     name: str,
     split: str | None = None,
     user_tag: str | None = "import",
+    progress: ProgressOption = True,
     **options: Any,
 ) -> ImportReport:
     """Import a COCO / YOLO / VOC dataset (folder, file or .zip) into dataset ``name`` (created if missing).
 
     Each image goes to the split its file gives, else ``split``, else train. ``options`` go to
     the format's reader (e.g. ``image_root`` for COCO). See the module docstring for re-imports.
+    ``progress``: a bar over the images uploaded (False for none, or a callable ``progress(done, total)``).
     """
+    check_progress(progress)
     fallback_split = normalize_split(split) or "train"
     started = time.perf_counter()
     labelled = read(path, format=format, **options)
@@ -81,7 +85,8 @@ def import_dataset(
 
     started = time.perf_counter()
     dataset_id = ws.datasets.get_or_create(name).id
-    image_ids = _upload(ws, labelled.images, fallback_split, dataset_id, report)
+    with Progress(progress, total=len(labelled.images), desc=f"import {format} into {name}", unit="img") as bar:
+        image_ids = _upload(ws, labelled.images, fallback_split, dataset_id, report, bar)
     report.timings_s["upload"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -93,10 +98,12 @@ def import_dataset(
 
 
 def _upload(
-    ws: Workspace, images: list[LabelledImage], fallback_split: str, dataset_id: str, report: ImportReport
+    ws: Workspace, images: list[LabelledImage], fallback_split: str, dataset_id: str, report: ImportReport,
+    bar: Progress,
 ) -> list[str | None]:
     """Upload every image into its split; returns each image's id (None where the upload failed)."""
     ids: list[str | None] = [None] * len(images)
+    done = 0
     by_split: dict[str, list[int]] = {}
     for index, image in enumerate(images):
         by_split.setdefault(image.split or fallback_split, []).append(index)
@@ -129,6 +136,8 @@ def _upload(
             if duplicate:
                 _report_moved(ws, {sources[key]: image_id for key, image_id in duplicate.items()}, split, images,
                               report)
+            done += len(batch)
+            bar.update_to(done)
     return ids
 
 

@@ -74,7 +74,7 @@ def start_inference(
                 "use_gpu": use_gpu}
     ws.catalog.insert("inference_jobs", [{
         "id": job_id, "model_id": model_id, "target_images": image_ids, "status": JobStatus.QUEUED.value,
-        "progress_percentage": 0.0, "created_at": utc_now(), "metadata": {"settings": settings},
+        "progress_percentage": 0.0, "created_at": utc_now(), "imgsz": imgsz, "metadata": {"settings": settings},
     }])
     runner = ray.remote(num_cpus=0, max_retries=0)(run_inference_job).remote(ws.location, job_id, settings)
     return JobHandle(ws, "inference_jobs", job_id, runner)
@@ -153,7 +153,8 @@ def _run_pipeline(ws: Workspace, job_id: str, model_id: str, image_ids: list[str
         batch = batch.append_column("inference_job_id", pa.array([job_id] * batch.num_rows)) \
                      .append_column("model_id", pa.array([model_id] * batch.num_rows))
         catalog.append_rows("predictions", batch)
-        annotations = annotation_rows(batch, model_id=model_id, inference_job_id=job_id)
+        annotations = annotation_rows(batch, model_id=model_id, inference_job_id=job_id,
+                                      settings={"imgsz": settings["imgsz"], "conf": settings["conf"]})
         if annotations.num_rows:
             ws.annotations.add_batch(annotations)
         errors = [(i, e) for i, e in zip(batch.column("image_id").to_pylist(),
@@ -177,3 +178,25 @@ def _run_pipeline(ws: Workspace, job_id: str, model_id: str, image_ids: list[str
     catalog.append_log("inference_jobs", job_id, f"finished: {results}")
     catalog.update("inference_jobs", job_id, {"status": JobStatus.COMPLETED.value, "end_time": utc_now(),
                                               "progress_percentage": 100.0, "results": results})
+
+
+def job_predictions(ws: Workspace, job_id: str) -> pa.Table:
+    """An inference job's predictions, one row per object: ``image_id``, ``object_index`` (its place
+    in the image's detections), ``class_name``, ``score`` and ``box_xyxy`` (original-image pixels)."""
+    import pyarrow.compute as pc
+
+    rows = ws.catalog.query("SELECT image_id, boxes_xyxy, class_names, scores FROM predictions "
+                            "WHERE inference_job_id = ? AND error IS NULL ORDER BY image_id", [job_id])
+    names = rows.column("class_names")
+    parents = pc.list_parent_indices(names)
+    counts = pc.list_value_length(names).fill_null(0).to_numpy(zero_copy_only=False)
+    import numpy as np
+
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    return pa.table({
+        "image_id": pc.take(rows.column("image_id"), parents),
+        "object_index": pa.array(np.arange(int(counts.sum())) - starts, pa.int32()),
+        "class_name": pc.list_flatten(names),
+        "score": pc.list_flatten(rows.column("scores")),
+        "box_xyxy": pc.list_flatten(rows.column("boxes_xyxy")),
+    })

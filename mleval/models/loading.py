@@ -17,6 +17,13 @@ class LoadedModel:
     weights: ResolvedWeights
 
 
+def prepare_ultralytics() -> None:
+    """Quiet ultralytics and forbid its pip installs at run time (mleval declares what it needs);
+    read by ultralytics when it is first imported, so called before that."""
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+
+
 def default_device() -> str:
     import torch
 
@@ -39,17 +46,20 @@ def load_model(
     record: ModelRecord,
     *,
     blob_path: str | None = None,
-    imgsz: int = 640,
+    imgsz: int | None = None,
     device: str | None = None,
     require_pretrained: bool = False,
 ) -> LoadedModel:
     """Build the predictor for ``record``. ``blob_path`` is the local file of a registered or
-    trained model's weights (its ``model_path`` blob)."""
-    os.environ.setdefault("YOLO_VERBOSE", "False")
+    trained model's weights (its ``model_path`` blob); ``imgsz`` None is the model's own."""
+    from mleval.models.settings import imgsz_for
+
+    prepare_ultralytics()
+    imgsz = imgsz_for(record, imgsz)
     device = device or default_device()
     entry = _entry_for(record)
     weights = resolve_weights(entry, registered_path=blob_path, require_pretrained=require_pretrained)
-    if entry.task == "promptable-segment":
+    if entry.task == "promptable":
         from mleval.models.sam2_predictor import build_sam2_predictor
 
         return LoadedModel(build_sam2_predictor(entry, weights, name=record.name, device=device), weights)
@@ -60,4 +70,6 @@ def load_model(
     else:
         from ultralytics import YOLO as model_class
     model = model_class(weights.location)
+    if weights.source == "architecture" and record.classes and len(record.classes) == len(model.names):
+        model.model.names = dict(enumerate(record.classes))  # random weights, the classes the record names
     return LoadedModel(UltralyticsPredictor(model, name=record.name, imgsz=imgsz, device=device), weights)

@@ -11,6 +11,7 @@ from mleval.catalog.catalog import new_id, utc_now
 from mleval.core.enums import Framework, TrainingStatus
 from mleval.core.errors import NotFoundError, ValidationError
 from mleval.core.records import ModelRecord, RecordList
+from mleval.models.settings import ModelSettings, checkpoint_settings, imgsz_for
 from mleval.models.zoo import ZOO, zoo_entry
 
 if TYPE_CHECKING:
@@ -41,7 +42,8 @@ class ModelRegistry:
             "id": new_id(), "name": e.name, "type": e.type.value, "variant": e.variant, "version": ZOO_VERSION,
             "framework": e.framework.value, "model_path": e.model_path,
             "training_status": TrainingStatus.PRE_TRAINED.value, "created_at": now, "updated_at": now,
-            "metadata": {"zoo_entry": e.name, "config": e.config, "weights": e.weights, "task": e.task},
+            "metadata": {"zoo_entry": e.name, "config": e.config, "weights": e.weights},
+            **ModelSettings(e.imgsz, e.classes, e.task, "zoo").columns(),
         } for e in ZOO if e.name not in existing]
         if rows:
             self._ws.catalog.insert("models", rows)
@@ -85,6 +87,10 @@ class ModelRegistry:
 
         ``architecture`` is the zoo name it is built like (e.g. ``"yolo11n"``); by default the
         zoo entry of the same framework and variant. The file is copied into the blob store.
+        The model's input size and classes are read from the checkpoint's own training arguments
+        and names (``settings_source == "checkpoint"``); a file without training arguments gets
+        640 and the names it holds (``settings_source == "assumed"``). SAM 2 checkpoints take the
+        zoo entry's settings.
         """
         self._seed_zoo()
         path = Path(weights_path).expanduser()
@@ -100,14 +106,18 @@ class ModelRegistry:
             variants = sorted({e.variant for e in ZOO if e.framework == framework})
             raise ValidationError("model.variant_known",
                                   f"no {framework} architecture of variant {variant!r}; known variants: {variants}.")
+        if entry.task == "promptable":
+            settings = ModelSettings(entry.imgsz, None, entry.task, "zoo")
+        else:
+            settings = checkpoint_settings(str(path), default_task=entry.task)
         stored = self._ws.blobs.put_file(path)
         now = utc_now()
         model_id = new_id()
         self._ws.catalog.insert("models", [{
             "id": model_id, "name": name, "type": entry.type.value, "variant": variant, "version": version,
             "framework": framework, "model_path": stored.key, "training_status": TrainingStatus.PRE_TRAINED.value,
-            "created_at": now, "updated_at": now,
-            "metadata": {**(metadata or {}), "zoo_entry": entry.name, "task": entry.task,
+            "created_at": now, "updated_at": now, **settings.columns(),
+            "metadata": {**(metadata or {}), "zoo_entry": entry.name,
                          "source_file": str(path), "weights_source": "registered"},
         }])
         return self.get(model_id)
@@ -131,12 +141,14 @@ class ModelRegistry:
             os.replace(temporary, link)
         return str(link)
 
-    def load(self, model: ModelRecord | str, *, imgsz: int = 640, device: str | None = None,
+    def load(self, model: ModelRecord | str, *, imgsz: int | None = None, device: str | None = None,
              require_pretrained: bool = False) -> LoadedModel:
-        """The model's predictor (kept loaded for reuse), its weights resolved and recorded."""
+        """The model's predictor (kept loaded for reuse), its weights resolved and recorded.
+        ``imgsz`` None means the model's own input size (``record.imgsz``)."""
         from mleval.models.loading import load_model
 
         record = self.get(model)
+        imgsz = imgsz_for(record, imgsz)
         key = (record.id, imgsz, device)
         if key in self._loaded:
             self._loaded.move_to_end(key)

@@ -1,8 +1,10 @@
-"""The model zoo: every variant mleval knows, how to build it offline, and its weights' name."""
+"""The model zoo: every variant mleval knows, how to build it offline, its weights' name, and
+the settings its published weights were trained with (input size, classes)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from mleval.core.enums import Framework, ModelType
 
@@ -17,12 +19,34 @@ class ZooEntry:
     variant: str  # nano, small, ..., or the architecture's own name (resnet50, base_plus)
     config: str  # architecture config that builds the model offline with random weights
     weights: str  # the framework's pretrained weights file name
-    task: str  # detect | segment | promptable-segment
+    task: str  # detect | segment | promptable
     large: bool = False  # slow to build and run on a CPU: skipped by default in tests
+    imgsz: int = 640  # the input size its published weights were trained at
 
     @property
     def model_path(self) -> str:
         return f"zoo:{self.name}"
+
+    @property
+    def classes(self) -> list[str] | None:
+        """The class names of its published weights, in index order (COCO's 80 for the detectors and
+        YOLO -seg); None for a promptable segmenter, which has no classes."""
+        return None if self.task == "promptable" else coco_class_names()
+
+
+@lru_cache(maxsize=1)
+def coco_class_names() -> list[str]:
+    """COCO's 80 class names in ultralytics' index order, read from ultralytics' own dataset file
+    (found without importing ultralytics, which loads torch)."""
+    import importlib.util
+    from pathlib import Path
+
+    import yaml
+
+    spec = importlib.util.find_spec("ultralytics")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    names = yaml.safe_load((folder / "cfg" / "datasets" / "coco.yaml").read_text())["names"]
+    return [str(names[i]) for i in sorted(names)]
 
 
 def _yolo(prefix: str, framework: Framework, suffix: str = "", *, task: str = "detect") -> list[ZooEntry]:
@@ -51,7 +75,7 @@ ZOO: tuple[ZooEntry, ...] = tuple(
     + [
         ZooEntry(f"sam2.1_{short}", Framework.SAM2, ModelType.SEGMENTATION, variant,
                  f"configs/sam2.1/sam2.1_hiera_{short}.yaml", f"sam2.1_hiera_{checkpoint}.pt",
-                 "promptable-segment", large=short in ("b+", "l"))
+                 "promptable", large=short in ("b+", "l"), imgsz=1024)
         for short, variant, checkpoint in (
             ("t", "tiny", "tiny"), ("s", "small", "small"), ("b+", "base_plus", "base_plus"), ("l", "large", "large"),
         )

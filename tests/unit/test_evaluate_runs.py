@@ -15,7 +15,7 @@ from mleval.core.masks import polygons_to_rle
 from mleval.evaluation import plots
 from mleval.evaluation.compare import compare
 from mleval.evaluation.runs import _usable, delete_run, evaluate, list_metrics, list_runs, load_run
-from tests.unit.conftest import image_bytes
+from tests.unit.conftest import detectors_of, image_bytes
 from tests.unit.evaluation._reference import reference_eval
 
 W, H = 100, 80
@@ -64,6 +64,7 @@ def scene(ws):
     images = sorted(report.succeeded, key=lambda r: r.filename)
     ws.images.upload([("train.png", image_bytes(size=(W, H), seed=99))], split="train", dataset=None)
     ws.datasets.create("shapes", images=images)
+    detectors_of(ws, ["circle", "square", "dog"], "yolo11n", "yolo12n")
     perfect, noisy = ws.models.get("yolo11n"), ws.models.get("yolo12n")
     for i, objects in GROUND_TRUTH.items():
         if not objects:

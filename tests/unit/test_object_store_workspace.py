@@ -18,7 +18,7 @@ import pytest
 import mleval
 from mleval.core.errors import CatalogBusyError, MlevalError
 from mleval.storage.location import StorageLocation
-from tests.unit.conftest import image_bytes
+from tests.unit.conftest import detectors_of, image_bytes
 from tests.unit.test_evaluate_runs import (
     GROUND_TRUTH,
     H,
@@ -62,13 +62,15 @@ def test_a_workspace_comes_back_whole_from_its_store(store, cache):
         if objects:
             ws.annotations.add(images[i], labels=[o[0] for o in objects], boxes_xyxy=[o[1] for o in objects])
     detections = {i: _perfect(objects, i) for i, objects in GROUND_TRUTH.items()}
+    detectors_of(ws, ["circle", "square", "dog"], "yolo11n")
     job_id = _store_predictions(ws, ws.models.get("yolo11n"), images, detections, failed=set())
     run = ws.evaluate("yolo11n", "shapes", key="perfect")
     assert run.summary["mAP50"] == pytest.approx(1.0)
 
     stored = _files(filesystem, folder)
     assert "workspace.json" in stored
-    assert sum(path.startswith("blobs/sha256/") for path in stored) == len(GROUND_TRUTH)
+    # the images, and the evaluation's dataset snapshot (members and annotations, one Parquet blob each)
+    assert sum(path.startswith("blobs/sha256/") for path in stored) == len(GROUND_TRUTH) + 2
     assert any(path.startswith(f"tables/predictions/job={job_id}/") for path in stored)
     assert any(path.startswith("tables/performance_metrics/month=") for path in stored)
     ws.close()

@@ -11,7 +11,7 @@ import pytest
 
 from mleval.catalog.catalog import new_id, utc_now
 from mleval.jobs.handle import JobHandle
-from tests.unit.conftest import image_bytes
+from tests.unit.conftest import detectors_of, image_bytes
 from widgets import Annotator, Gallery, JobMonitor, Uploader
 from widgets.annotator import bbox_to_xyxy
 
@@ -357,6 +357,7 @@ def test_comparison_view_shows_the_leaderboard_and_figures(ws):
     truth = [[("circle", (10.0, 10.0, 40.0, 40.0))], [("square", (50.0, 20.0, 90.0, 70.0))]]
     for image, objects in zip(images, truth):
         ws.annotations.add(image, labels=[o[0] for o in objects], boxes_xyxy=[o[1] for o in objects])
+    detectors_of(ws, ["circle", "square"], "yolo11n", "yolo12n")
     _stored_predictions(ws, ws.models.get("yolo11n"), images, [[(*o, 0.9) for o in objects] for objects in truth])
     _stored_predictions(ws, ws.models.get("yolo12n"), images, [[("square", (12.0, 8.0, 41.0, 44.0), 0.7)],
                                                                [("square", (50.0, 20.0, 90.0, 70.0), 0.8)]])

@@ -24,7 +24,7 @@ def test_zoo_entry_builds_offline_and_predicts(ws, entry):
         warnings.simplefilter("ignore", RandomWeightsWarning)
         loaded = ws.models.load(entry.name, imgsz=64, device="cpu")
     assert loaded.weights.source == "architecture" and not loaded.weights.pretrained
-    if entry.task == "promptable-segment":
+    if entry.task == "promptable":
         result = loaded.predictor.predict([image], boxes=[[[5, 5, 40, 30]]])[0]
         assert len(result.detections) == 1 and result.detections.masks_rle[0]["size"] == [48, 64]
     else:

@@ -154,12 +154,15 @@ def start_training(
         raise ValidationError("training_job.placement_strategy",
                               f"placement_strategy must be one of {', '.join(PLACEMENT_STRATEGIES)}; "
                               f"got {placement_strategy!r}.")
-    hp = validate_hyperparameters(hyperparameters, workers=workers)
     base = ws.models.get(base_model)
+    if isinstance(hyperparameters, dict) and "imgsz" not in hyperparameters and base.imgsz:
+        hyperparameters = {**hyperparameters, "imgsz": base.imgsz}  # the base model's own size by default
+    hp = validate_hyperparameters(hyperparameters, workers=workers)
     entry = _base_entry(base)
     data = _check_dataset(ws, dataset)
     ws.attach_ray()
     job_id = new_id()
+    snapshot = ws.datasets.snapshot(data, note=f"taken for training job {job_id}", progress=False)
     name = name or f"{base.name}-ft-{job_id[:8]}"
     if ws.catalog.find_by_name("models", name):
         raise ValidationError("model.name_version_unique", f"a model named {name!r} exists; choose another name.")
@@ -169,13 +172,16 @@ def start_training(
         "id": model_id, "name": name, "type": base.type, "variant": base.variant, "version": "1",
         "framework": base.framework, "model_path": f"training:{job_id}",
         "training_status": TrainingStatus.TRAINING.value, "parent_model_id": base.id, "created_at": now,
-        "updated_at": now, "metadata": {"zoo_entry": entry.name, "task": entry.task, "training_job_id": job_id},
+        "updated_at": now, "metadata": {"zoo_entry": entry.name, "training_job_id": job_id},
+        "imgsz": hp["imgsz"], "task": entry.task, "settings_source": "training", "base_model_id": base.id,
+        "training_job_id": job_id, "dataset_snapshot_id": snapshot.id,
     }])
     settings = {"workers": workers, "use_gpu": use_gpu, "placement_strategy": placement_strategy,
                 "result_model_id": model_id}
     ws.catalog.insert("training_jobs", [{
         "id": job_id, "base_model_id": base.id, "dataset_id": data.id, "status": JobStatus.QUEUED.value,
-        "progress_percentage": 0.0, "hyperparameters": hp, "created_at": now,
+        "progress_percentage": 0.0, "hyperparameters": hp, "created_at": now, "imgsz": hp["imgsz"],
+        "dataset_snapshot_id": snapshot.id,
         "metadata": {"settings": settings, "result_model_id": model_id, "epochs": []},
     }])
     runner = ray.remote(num_cpus=0, max_retries=0)(run_training_job).remote(ws.location, job_id)
@@ -248,7 +254,8 @@ def _run(ws: Workspace, job_id: str, job: dict[str, Any], model_id: str) -> None
     # Local scratch of the driver's node: the YOLO layout ultralytics reads, Ray Train's checkpoints and
     # best.pt (a blob once the job ends). Workers on other nodes need it on a shared mount.
     folder = ws.scratch_dir("training", job_id)
-    export = ws.export(dataset=str(job["dataset_id"]), format="yolo", path=folder / "data", link_images=True)
+    export = ws.export(dataset=str(job["dataset_id"]), format="yolo", path=folder / "data", link_images=True,
+                       progress=False)
     catalog.append_log("training_jobs", job_id, f"exported {export.images} images, {export.objects} objects, "
                                                 f"{len(export.categories)} classes: {export.categories}")
     base = ws.models.get(str(job["base_model_id"]))
@@ -297,7 +304,8 @@ def _finish(ws: Workspace, job_id: str, model_id: str, best_path: Path, class_na
     metadata = {**_json(record["metadata"]), "class_names": list(class_names), "weights_source": "trained",
                 "outcome": "trained"}
     catalog.update("models", model_id, {"model_path": stored.key, "training_status": TrainingStatus.TRAINED.value,
-                                        "performance_metrics": metrics, "metadata": metadata})
+                                        "performance_metrics": metrics, "metadata": metadata,
+                                        "classes": list(class_names)})
     catalog.append_log("training_jobs", job_id, f"finished: best epoch {best.get('epoch')} "
                                                 f"mAP50={best.get('mAP50')} mAP50-95={best.get('mAP50_95')}; "
                                                 f"model {record['name']} ({stored.key[:20]}...)")

@@ -201,6 +201,9 @@ def _gather(value: Any, world: int) -> list[Any]:
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Ray Train's per-worker function (see the module docstring)."""
+    from mleval.models.loading import prepare_ultralytics
+
+    prepare_ultralytics()
     import ray.train
     import torch
     from ray.train.torch import prepare_model
