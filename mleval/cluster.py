@@ -10,10 +10,14 @@ import sys
 
 NAMESPACE = "mleval"
 HAPROXY_SWITCH = "RAY_SERVE_ENABLE_HA_PROXY"
+TRAIN_HEALTH_CHECK = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 
 
 def prepare_local_ray_environment() -> None:
     """Settings a local Ray inherits from this process, to be made before it starts.
+
+    Ray Train checks its workers every 0.25 s instead of 2 s (see below), unless
+    ``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S`` is set.
 
     Ray Serve's HTTP ingress: where HAProxy is at hand (``ray[serve]`` ships it on Linux),
     HAProxy forwards each request straight to a replica's own HTTP port instead of Serve's
@@ -29,6 +33,10 @@ def prepare_local_ray_environment() -> None:
     HAProxy's stats and metrics listen on ports free at each start, so that local Rays on one
     machine (a notebook's and its kernel's, say) do not collide on Serve's fixed defaults.
     """
+    # Ray Train's controller looks at its workers every 2 s by default, so a run's start and its end
+    # each wait up to that long (measured, a 1-worker TorchTrainer on 2 cores: 17.8 s end to end,
+    # 11.7 s at 0.2 s). The checks are a few RPCs: a quarter second costs nothing measurable.
+    os.environ.setdefault(TRAIN_HEALTH_CHECK, "0.25")
     if HAPROXY_SWITCH not in os.environ and _haproxy_available():
         os.environ[HAPROXY_SWITCH] = "1"
         os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")

@@ -141,33 +141,19 @@ def lineage_of(ws: Workspace, x: Any) -> Lineage:
 
 
 def _identify(ws: Workspace, x: Any) -> tuple[str, str]:
-    """(tracer method, id) for a record, handle, name or id."""
-    from mleval.core.records import ModelRecord
-    from mleval.deploy.deployments import DeploymentHandle, DeploymentRecord
-    from mleval.evaluation.runs import EvaluationRun
-    from mleval.jobs.handle import JobHandle
-    from mleval.snapshots import DatasetSnapshotRecord
+    """(tracer method, id) for a record or handle (each names its kind in ``lineage_kind``), a name or an id."""
+    from mleval.catalog.snapshot_rows import find_record_id
 
-    if isinstance(x, (DeploymentHandle, DeploymentRecord)):
-        return "deployment", x.id
-    if isinstance(x, EvaluationRun):
-        return "evaluation_run", x.id
-    if isinstance(x, JobHandle):
-        return ("training_job" if x.table == "training_jobs" else "inference_job"), x.id
-    if isinstance(x, ModelRecord):
-        return "model", x.id
-    if isinstance(x, DatasetSnapshotRecord):
-        return "snapshot", x.id
+    kind = getattr(x, "lineage_kind", None)
+    if kind is not None:
+        return kind, str(x.id)
     text = str(x)
     for table, kind, column in (("models", "model", "name"), ("deployments", "deployment", "name"),
                                 ("evaluation_runs", "evaluation_run", "key"), ("training_jobs", "training_job", None),
                                 ("inference_jobs", "inference_job", None), ("dataset_snapshots", "snapshot", None)):
-        where = f"CAST(id AS VARCHAR) = ?" + (f" OR {column} = ?" if column else "")
-        order = " ORDER BY (status = 'active') DESC, created_at DESC" if table == "deployments" else ""
-        rows = ws.catalog.query_rows(f"SELECT CAST(id AS VARCHAR) AS id FROM {table} WHERE {where}{order}",
-                                     [text, text] if column else [text])
-        if rows:
-            return kind, rows[0]["id"]
+        found = find_record_id(ws.catalog, table, text, column)
+        if found:
+            return kind, found
     raise NotFoundError(f"nothing named or numbered {text!r} in this workspace: give a model, deployment, job, "
                         "evaluation run or dataset snapshot (record, handle, name or id).")
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from mleval.catalog.catalog import utc_now
-from mleval.catalog.rules import GROUND_TRUTH_SQL
+from mleval.catalog.snapshot_rows import dataset_content, snapshot_row, snapshot_rows
 from mleval.core.errors import NotFoundError
 from mleval.core.progress import Progress, ProgressOption, check_progress
 from mleval.core.records import _Record
@@ -29,21 +29,12 @@ if TYPE_CHECKING:
     from mleval.core.records import DatasetRecord
     from mleval.storage.blobs import BlobStore
 
-_MEMBERS_SQL = (
-    "SELECT CAST(i.id AS VARCHAR) AS image_id, i.dataset_split AS split, i.sha256, i.width, i.height "
-    "FROM images i JOIN dataset_images l ON l.image_id = i.id AND l.dataset_id = ? ORDER BY image_id")
-_ANNOTATIONS_SQL = (
-    "SELECT CAST(a.id AS VARCHAR) AS annotation_id, CAST(a.image_id AS VARCHAR) AS image_id, a.revision, "
-    "a.class_labels, a.bounding_boxes, CAST(a.segments AS VARCHAR) AS segments, a.creation_method, a.review_state "
-    "FROM annotations a JOIN dataset_images l ON l.image_id = a.image_id AND l.dataset_id = ? "
-    f"WHERE {GROUND_TRUTH_SQL} ORDER BY annotation_id")
-
-
 @dataclass(frozen=True)
 class DatasetSnapshotRecord(_Record):
     """A frozen dataset: ``images`` per split, ground-truth ``annotations`` (rows), ``objects`` (boxes
     and masks in them), ``revisions`` (the sum of their revision numbers) and ``classes``."""
 
+    lineage_kind = "snapshot"  # what ws.lineage traces it as
     id: str
     dataset_id: str
     note: str | None
@@ -91,15 +82,14 @@ def take_snapshot(catalog: Any, blobs: BlobStore, dataset: DatasetRecord, *, not
     """Freeze ``dataset`` (see the module docstring); an unchanged dataset returns its existing snapshot."""
     check_progress(progress)
     with Progress(progress, total=4, desc=f"snapshot of {dataset.name}", unit="step") as bar:
-        members = catalog.query(_MEMBERS_SQL, [dataset.id])
-        annotations = catalog.query(_ANNOTATIONS_SQL, [dataset.id])
+        members, annotations = dataset_content(catalog, dataset.id)
         bar.update_to(1)
         snapshot_id = _content_id(members, annotations)
         bar.update_to(2)
-        existing = catalog.query_rows("SELECT * FROM dataset_snapshots WHERE id = ?", [snapshot_id])
+        existing = snapshot_row(catalog, snapshot_id)
         if existing:
             bar.update_to(4)
-            return DatasetSnapshotRecord.from_row(existing[0])
+            return DatasetSnapshotRecord.from_row(existing)
         members_blob = blobs.put_bytes(_parquet_bytes(members))
         annotations_blob = blobs.put_bytes(_parquet_bytes(annotations))
         bar.update_to(3)
@@ -119,16 +109,14 @@ def take_snapshot(catalog: Any, blobs: BlobStore, dataset: DatasetRecord, *, not
 
 
 def get_snapshot(catalog: Any, snapshot_id: str) -> DatasetSnapshotRecord:
-    rows = catalog.query_rows("SELECT * FROM dataset_snapshots WHERE id = ?", [str(snapshot_id)])
-    if not rows:
+    row = snapshot_row(catalog, snapshot_id)
+    if row is None:
         raise NotFoundError(f"no dataset snapshot with id {snapshot_id!r}; ws.datasets.snapshots(dataset) lists them.")
-    return DatasetSnapshotRecord.from_row(rows[0])
+    return DatasetSnapshotRecord.from_row(row)
 
 
 def list_snapshots(catalog: Any, dataset_id: str) -> list[DatasetSnapshotRecord]:
-    rows = catalog.query_rows("SELECT * FROM dataset_snapshots WHERE dataset_id = ? ORDER BY created_at DESC",
-                              [dataset_id])
-    return [DatasetSnapshotRecord.from_row(row) for row in rows]
+    return [DatasetSnapshotRecord.from_row(row) for row in snapshot_rows(catalog, dataset_id)]
 
 
 def snapshot_tables(blobs: BlobStore, snapshot: DatasetSnapshotRecord) -> tuple[pa.Table, pa.Table]:

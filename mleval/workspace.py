@@ -243,10 +243,11 @@ class Workspace:
               use_gpu: bool | None = None, name: str | None = None, placement_strategy: str = "PACK"):
         """Fine-tune a YOLO detector on a dataset's ground truth with Ray Train (DDP over ``workers``).
 
-        ``hyperparameters`` needs epochs, batch_size and learning_rate (optional: patience, imgsz,
-        optimizer, weight_decay, warmup_epochs, mosaic, fliplr, seed). Returns a job handle at once
-        (``.progress``, ``.metrics`` per epoch, ``.logs``, ``.wait()``, ``.cancel()``); when it completes,
-        ``job.record["result_model_id"]`` is the new model, ready for inference, evaluation and deployment.
+        ``hyperparameters`` needs epochs, batch_size and learning_rate (optional: patience, imgsz (default:
+        the base model's own), optimizer, weight_decay, warmup_epochs, mosaic, fliplr, seed). The dataset is
+        snapshotted first. Returns a job handle at once (``.progress``, ``.metrics`` per epoch, ``.logs``,
+        ``.wait()``, ``.result()``, ``.cancel()``); ``job.result()`` is the new model, which keeps the imgsz
+        and classes it was trained with for inference, evaluation and deployment.
         ``placement_strategy`` ("PACK" or "SPREAD") places the workers on a cluster's nodes.
         """
         from mleval.jobs.training import start_training

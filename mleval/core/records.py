@@ -95,6 +95,7 @@ class ModelRecord(_Record):
     ``assumed`` (640 and the file's names, the file carrying no training arguments)."""
 
     _json_fields = ("metadata", "performance_metrics")
+    lineage_kind = "model"  # what ws.lineage traces it as
     id: str
     name: str
     type: str

@@ -28,6 +28,7 @@ _SERVING_KEYS = ("imgsz", "conf", "rate_limit", "max_batch_size", "batch_wait_ti
 @dataclass(frozen=True)
 class DeploymentRecord(_Record):
     _json_fields = ("configuration", "performance_monitoring", "metadata")
+    lineage_kind = "deployment"  # what ws.lineage traces it as
     id: str
     name: str
     model_id: str
@@ -265,6 +266,8 @@ def deploy(
 
 class DeploymentHandle:
     """One deployed version: ``.url``, ``.status``, API keys, ``.metrics()``, ``.rollback()``."""
+
+    lineage_kind = "deployment"  # what ws.lineage traces it as
 
     def __init__(self, ws: Workspace, row_id: str):
         self._ws = ws

@@ -75,6 +75,7 @@ def compare(
     **evaluate_options: Any,
 ) -> Comparison:
     """Evaluate each of ``models`` (records or names) on ``split`` of ``dataset`` and compare them.
+    An EvaluationRun among them is compared as it is (e.g. a baseline scored with its own ``class_map``).
 
     Each model runs at its own input size unless ``imgsz`` is given. A model's latest stored run
     on the same dataset, split, ``iou_type`` and input size (and ``conf``/``class_map`` when
@@ -86,17 +87,21 @@ def compare(
     if "key" in evaluate_options:
         raise ValidationError("comparison.key", "compare makes one run per model and names each itself; "
                               "drop key=, or evaluate the models one by one with their own keys.")
-    records = [ws.models.get(m) for m in models]
-    names = [r.name for r in records]
+    records = [m if isinstance(m, EvaluationRun) else ws.models.get(m) for m in models]
+    names = [r.model if isinstance(r, EvaluationRun) else r.name for r in records]
     if not records or len(set(names)) != len(names):
         raise ValidationError("comparison.models", f"give one or more distinct models, got {names}.")
     ds = ws.datasets.get(dataset)
     runs = []
     with Progress(progress, total=len(records), desc=f"compare on {ds.name}/{split}", unit="model") as bar:
-        for done, record in enumerate(records):
-            bar.note(record.name)
-            run = None if refresh else _stored_run(ws, record, ds, split, evaluate_options)
-            runs.append(run or evaluate(ws, record, ds, split=split, progress=False, **evaluate_options))
+        for done, (record, name) in enumerate(zip(records, names)):
+            bar.note(name)
+            if isinstance(record, EvaluationRun):
+                run = record
+            else:
+                run = None if refresh else _stored_run(ws, record, ds, split, evaluate_options)
+                run = run or evaluate(ws, record, ds, split=split, progress=False, **evaluate_options)
+            runs.append(run)
             bar.update_to(done + 1)
     return comparison_of(runs)
 

@@ -53,6 +53,7 @@ class EvaluationRun:
     at 101 recall points, IoU 0.5, overall and per class; ``evaluation``: the CocoEvaluation when
     computed in this process (None once reloaded)."""
 
+    lineage_kind = "evaluation_run"  # what ws.lineage traces it as
     id: str
     key: str
     model: str

@@ -87,6 +87,11 @@ class JobHandle:
     def kind(self) -> str:
         return "training" if self.table == "training_jobs" else "inference"
 
+    @property
+    def lineage_kind(self) -> str:
+        """What ws.lineage traces it as."""
+        return f"{self.kind}_job"
+
     def wait(self, timeout: float | None = None, *, poll_s: float = 0.5, progress: ProgressOption = True) -> JobHandle:
         """Block until the job ends, with a progress bar (percent; for training also the epoch and the
         latest validation mAP; ``progress=False`` for none, a callable for ``progress(done, 100)``).

@@ -24,12 +24,14 @@ def _outputs_text(nb) -> str:
     return "\n".join(texts)
 
 
-def _execute(name: str, tmp_path: Path):
+def _execute(name: str, tmp_path: Path, *, timeout: int = 300):
     """Run the notebook in a fresh kernel (cwd ``tmp_path``); its executed copy is kept there.
-    Returns it after checking that no cell raised and that the kernel was this venv's Python."""
+    Returns it after checking that no cell raised and that the kernel was this venv's Python.
+    ``timeout``: seconds a cell may take."""
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     # kernelspec "python3" says argv "python": jupyter_client runs it as sys.executable, this venv's
-    client = NotebookClient(nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(nb, kernel_name="python3", timeout=timeout,
+                            resources={"metadata": {"path": str(tmp_path)}})
     try:
         client.execute()
     finally:
@@ -70,29 +72,32 @@ def kernel_on_session_ray(ray_session, tmp_path, monkeypatch):
     stop_owner(str(workspace / "catalog.duckdb"))
 
 
-def test_train_and_compare_notebook(kernel_on_session_ray, tmp_path, monkeypatch):
+def test_train_and_compare_then_deploy_notebooks(kernel_on_session_ray, tmp_path, monkeypatch):
+    """02 at its default settings fine-tunes a model that learns the shapes; 03, on the same workspace,
+    deploys that model as version 1.1.0 (one test: 03 follows 02 as a user runs them)."""
     import mleval
+    from ray import serve
+
+    from tests.integration.conftest import free_port
 
     monkeypatch.setenv("MLEVAL_TRAIN_WORKSPACE", str(kernel_on_session_ray))
-    nb = _execute("02_train_and_compare.ipynb", tmp_path)
+    nb = _execute("02_train_and_compare.ipynb", tmp_path, timeout=900)
     text = _outputs_text(nb)
     assert "catalog owner actor" in text  # the kernel attached to Ray
-    assert "trained model: yolo11n-ft-" in text
+    trained_line = re.search(r"trained model: (yolo11n-ft-\w+) at imgsz 128", text)
+    assert trained_line, text
+    scored = re.search(r"fine-tuned \S+: test mAP50 ([0-9.]+), mAP50-95 ([0-9.]+)", text)
+    assert scored and float(scored.group(1)) >= 0.8, text  # the default settings learn the shapes
+    assert "dataset_snapshot" in text and "training_job" in text  # the lineage table
     assert _widget_views(nb) >= 3  # gallery, job monitor and comparison view
 
     ws = mleval.Workspace.open(kernel_on_session_ray)  # through the same catalog owner
     [job] = ws.sql("SELECT id, status, result_model_id FROM training_jobs").to_pylist()
     assert job["status"] == "completed"
-    trained = ws.models.get(str(job["result_model_id"])).name
-    runs = ws.sql("SELECT m.name FROM evaluation_runs r JOIN models m ON m.id = r.model_id").column("name")
-    assert sorted(runs.to_pylist()) == sorted(["yolo11n", trained])
-
-
-def test_deploy_notebook(kernel_on_session_ray, tmp_path, monkeypatch):
-    from ray import serve
-
-    import mleval
-    from tests.integration.conftest import free_port
+    trained = ws.models.get(str(job["result_model_id"]))
+    assert trained.name == trained_line.group(1) and trained.imgsz == 128
+    runs = ws.sql("SELECT m.name, r.imgsz FROM evaluation_runs r JOIN models m ON m.id = r.model_id").to_pylist()
+    assert sorted((r["name"], r["imgsz"]) for r in runs) == sorted([("yolo11n", 640), (trained.name, 128)])
 
     serve.shutdown()  # Serve keeps the HTTP port it first started with: the notebook serves on its own
     monkeypatch.setenv("MLEVAL_DEPLOY_WORKSPACE", str(kernel_on_session_ray))
@@ -102,10 +107,11 @@ def test_deploy_notebook(kernel_on_session_ray, tmp_path, monkeypatch):
     finally:
         serve.shutdown()
     text = _outputs_text(nb)
+    assert f"version 1.1.0 will serve {trained.name}, fine-tuned in notebook 02 (imgsz 128)" in text
     assert "HTTP 200" in text and "without a key: HTTP 401 unauthorized" in text
-    assert "1.1.0 is active; 1.0.0 is inactive" in text
-    drawn = re.search(r"(\d+) detections by yolo11n \(version 1.1.0\)", text)  # the panel's test request
-    assert drawn and int(drawn.group(1)) > 0, text  # conf 0: even random weights leave boxes to draw
+    assert f"1.1.0 ({trained.name}, imgsz 128) is active; 1.0.0 is inactive" in text
+    drawn = re.search(rf"(\d+) detections by {trained.name} \(version 1.1.0\)", text)  # the panel's request
+    assert drawn and int(drawn.group(1)) > 0, text
     assert "'requests': 1, 'errors': 0" in text  # the panel's request, counted for 1.1.0
     assert "rolled back to 1.0.0: the endpoint answers as version 1.0.0; 1.1.0 is inactive" in text
     assert "deployments left: 0" in text

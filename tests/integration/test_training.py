@@ -13,9 +13,12 @@ import signal
 import time
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pytest
 
 from mleval.core.errors import ValidationError
+from mleval.jobs.handle import JobCancelledError
 from mleval.jobs.training import start_training, training_metrics
 from tests.integration.conftest import import_shapes
 
@@ -115,6 +118,8 @@ def test_cancel_stops_a_running_training(ray_workspace, tmp_path):
     job.cancel()
     job.wait(timeout=120)
     assert job.status == "cancelled"
+    with pytest.raises(JobCancelledError, match="was cancelled"):
+        job.result(progress=False)
     _wait_for(lambda: "stopped" in job.logs, timeout_s=60)
     done = training_metrics(ws, job.id).num_rows
     assert 1 <= done < 200
@@ -122,3 +127,39 @@ def test_cancel_stops_a_running_training(ray_workspace, tmp_path):
     _wait_for(lambda: ws.models.get(model.id).training_status == "failed", timeout_s=60)
     assert ws.models.get(model.id).metadata["outcome"] == "cancelled"
     assert job.record["result_model_id"] is None
+
+
+def test_a_model_trained_at_96_is_used_at_96_everywhere(ray_workspace, tmp_path):
+    """The model's own settings are the defaults: evaluate, infer and deploy use the size it was trained at."""
+    from mleval.deploy.deployments import prepare_version
+
+    ws = ray_workspace
+    import_shapes(ws, tmp_path)
+    job = ws.train("yolo11n", "shapes", hyperparameters={**HYPERPARAMETERS, "imgsz": 96, "epochs": 3})
+    model = job.result(timeout=300, progress=False)
+    assert model.training_status == "trained" and model.id == str(job.record["result_model_id"])
+    assert (model.imgsz, model.task, model.settings_source) == (96, "detect", "training")
+    assert model.classes == model.metadata["class_names"] and set(model.classes) <= {"circle", "square", "triangle"}
+    assert model.base_model_id == ws.models.get("yolo11n").id and model.training_job_id == job.id
+    assert model.dataset_snapshot_id == job.record["dataset_snapshot_id"] is not None
+
+    default = ws.evaluate(model, "shapes", split="validation", progress=False)
+    explicit = ws.evaluate(model, "shapes", split="validation", imgsz=96, progress=False)
+    assert default.imgsz == explicit.imgsz == 96 and default.config["imgsz"] == 96
+    assert default.summary["mAP50_95"] == explicit.summary["mAP50_95"]
+    assert ws.catalog.get("inference_jobs", default.inference_job_id)["imgsz"] == 96
+    other = ws.evaluate(model, "shapes", split="validation", imgsz=160, progress=False)
+    assert other.imgsz == 160 and other.inference_job_id != default.inference_job_id  # a size of its own
+
+    predictions = ws.infer(model, split="validation", batch_size=4).result(timeout=240, progress=False)
+    assert set(predictions.column_names) >= {"image_id", "object_index", "class_name", "score", "box_xyxy"}
+    assert set(predictions.column("class_name").to_pylist()) <= set(model.classes)
+
+    prepared = prepare_version(ws, model, name="shapes-96", port=8123)
+    assert prepared.config["imgsz"] == 96 and ws.catalog.get("deployments", prepared.row_id)["imgsz"] == 96
+    lineage = ws.lineage(ws.deployments.get("shapes-96"))
+    kinds = lineage.kinds()
+    assert kinds[:3] == ["deployment", "model", "training_job"]
+    assert {"dataset_snapshot", "annotations"} <= set(kinds) and kinds.count("model") == 2  # and the base model
+    snapshot = lineage.to_arrow().filter(pa.compute.equal(lineage.to_arrow().column("kind"), "dataset_snapshot"))
+    assert snapshot.column("id").to_pylist() == [model.dataset_snapshot_id]

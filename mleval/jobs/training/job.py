@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -254,8 +255,11 @@ def _run(ws: Workspace, job_id: str, job: dict[str, Any], model_id: str) -> None
     # Local scratch of the driver's node: the YOLO layout ultralytics reads, Ray Train's checkpoints and
     # best.pt (a blob once the job ends). Workers on other nodes need it on a shared mount.
     folder = ws.scratch_dir("training", job_id)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
     export = ws.export(dataset=str(job["dataset_id"]), format="yolo", path=folder / "data", link_images=True,
                        progress=False)
+    timings["export"] = time.perf_counter() - started
     catalog.append_log("training_jobs", job_id, f"exported {export.images} images, {export.objects} objects, "
                                                 f"{len(export.categories)} classes: {export.categories}")
     base = ws.models.get(str(job["base_model_id"]))
@@ -271,6 +275,8 @@ def _run(ws: Workspace, job_id: str, job: dict[str, Any], model_id: str) -> None
         "best_path": str(folder / "best.pt"), "threads": 1,
         "loader_workers": min(2, cpus // workers),  # as ultralytics: up to 2 per worker, one per CPU
     }
+    started = time.perf_counter()
+    config["fit_started_unix"] = time.time()  # the worker measures its start from here
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=config,
@@ -284,17 +290,20 @@ def _run(ws: Workspace, job_id: str, job: dict[str, Any], model_id: str) -> None
                                                 f"{'GPU' if settings['use_gpu'] else 'CPU'}, "
                                                 f"placement {settings['placement_strategy']}")
     trainer.fit()
+    timings["fit"] = time.perf_counter() - started
     if catalog.get("training_jobs", job_id)["status"] == JobStatus.CANCELLED.value:
         _end_model(ws, model_id, cancelled=True)
         return
     if not os.path.exists(config["best_path"]):
         raise MlevalError("training finished without a validated epoch: no best weights were written.")
-    _finish(ws, job_id, model_id, Path(config["best_path"]), export.categories)
+    _finish(ws, job_id, model_id, Path(config["best_path"]), export.categories, timings)
     shutil.rmtree(folder, ignore_errors=True)  # the export, checkpoints and best.pt (now a blob)
 
 
-def _finish(ws: Workspace, job_id: str, model_id: str, best_path: Path, class_names: list[str]) -> None:
+def _finish(ws: Workspace, job_id: str, model_id: str, best_path: Path, class_names: list[str],
+            timings: dict[str, float]) -> None:
     catalog = ws.catalog
+    started = time.perf_counter()
     epochs = _json(catalog.get("training_jobs", job_id)["metadata"]).get("epochs", [])
     best = max(epochs, key=lambda row: row["mAP50_95"]) if epochs else {}
     stored = ws.blobs.put_file(best_path)
@@ -309,5 +318,9 @@ def _finish(ws: Workspace, job_id: str, model_id: str, best_path: Path, class_na
     catalog.append_log("training_jobs", job_id, f"finished: best epoch {best.get('epoch')} "
                                                 f"mAP50={best.get('mAP50')} mAP50-95={best.get('mAP50_95')}; "
                                                 f"model {record['name']} ({stored.key[:20]}...)")
+    metadata = _json(catalog.get("training_jobs", job_id)["metadata"])
+    timings["finish"] = time.perf_counter() - started
+    metadata["driver_timings"] = {k: round(v, 3) for k, v in timings.items()}
     catalog.update("training_jobs", job_id, {"status": JobStatus.COMPLETED.value, "end_time": utc_now(),
-                                             "progress_percentage": 100.0, "result_model_id": model_id})
+                                             "progress_percentage": 100.0, "result_model_id": model_id,
+                                             "metadata": metadata})

@@ -6,8 +6,8 @@ averaged by Ray Train's DDP (gloo on CPU). The schedule mirrors ultralytics' tra
 clipping) so the two reach the same accuracy. Rank 0 validates the EMA weights with
 ``mleval.evaluation.coco_evaluate``, writes progress, metrics and log lines to the catalog,
 keeps the best weights as an ultralytics checkpoint, and decides early stopping and
-cancellation for every rank. A checkpoint is reported each epoch, so a replaced worker
-group resumes from the last finished epoch.
+cancellation for every rank. A checkpoint is reported after the first epoch and then every
+``CHECKPOINT_INTERVAL_S``, so a replaced worker group resumes from the last checkpointed epoch.
 """
 
 from __future__ import annotations
@@ -18,12 +18,18 @@ import socket
 import tempfile
 import time
 import warnings
+from contextlib import contextmanager
 from copy import deepcopy
 from types import SimpleNamespace
 from typing import Any
 
 CANCEL_CHECK_BATCHES = 4  # multi-worker runs agree on cancellation every few batches (one collective)
 CANCEL_CHECK_S = 1.0
+# Ray Train's resume state (model, EMA, optimizer: ~40 MB for yolo11n) is written after the first
+# epoch, then at most every this many seconds: a replaced worker group redoes at most that much
+# work, and a run of short epochs does not spend 10% of its time writing checkpoints (measured:
+# 0.4 s an epoch of about 4 s, yolo11n at 128 on 2 CPUs).
+CHECKPOINT_INTERVAL_S = 30.0
 NOMINAL_BATCH = 64  # ultralytics' nbs: gradients accumulate up to this many images per step
 STATE_FILE = "state.pt"
 
@@ -157,6 +163,11 @@ class _Reporter:
         self.log(f"resumed from the checkpoint of epoch {epoch} after a worker failure" if epoch else
                  "restarted from the first epoch after a worker failure (no checkpoint was registered yet)")
 
+    def save_timings(self, totals: dict[str, float]) -> None:
+        metadata = self.metadata()
+        metadata["worker_timings"] = {k: round(v, 3) for k, v in totals.items()}
+        self.ws.catalog.update("training_jobs", self.job_id, {"metadata": metadata})
+
     def epoch_done(self, row: dict[str, Any], epochs: int) -> None:
         from mleval.catalog.catalog import utc_now
 
@@ -175,6 +186,22 @@ class _Reporter:
         losses = " ".join(f"{k}={row[k]:.4f}" for k in row if k.startswith("train/"))
         self.log(f"epoch {row['epoch']}/{epochs}: mAP50={row['mAP50']:.4f} mAP50-95={row['mAP50_95']:.4f} "
                  f"{losses} lr={row['lr']:.6f} ({row['epoch_s']:.1f} s)")
+
+
+class _Stopwatch:
+    """Seconds spent per phase of rank 0's loop (``with watch("validation"): ...``), kept in the job's
+    metadata as ``worker_timings`` so a run shows where its time went."""
+
+    def __init__(self):
+        self.totals: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.totals[phase] = self.totals.get(phase, 0.0) + time.perf_counter() - started
 
 
 def _agree(flag: bool, world: int) -> bool:
@@ -211,8 +238,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     from ultralytics.engine.trainer import BaseTrainer
     from ultralytics.utils.torch_utils import ModelEMA, init_seeds, unwrap_model
 
+    entered = time.time()
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
+    watch = _Stopwatch()
+    # From the driver's trainer.fit() to this worker running: Ray Train's worker group and process group.
+    watch.totals["worker_start"] = max(entered - config.get("fit_started_unix", entered), 0.0)
+    setup_started = time.perf_counter()
     torch.set_num_threads(config["threads"])
     hp = config["hyperparameters"]
     args = ultralytics_args(hp)
@@ -272,86 +304,99 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         reporter.log(f"rank 0 of {world}: {len(dataset)} training images ({batch_per_worker} per worker batch), "
                      f"{len(val_set)} validation images, {batches} batches per epoch, accumulate {accumulate}")
 
+    watch.totals["setup"] = time.perf_counter() - setup_started
     warmup = round(min(hp["warmup_epochs"], max(epochs - 1, 0)) * batches) if hp["warmup_epochs"] > 0 else 0
     last_step = start_epoch * batches - 1 if start_epoch else -1
     mosaic_closed = hp["mosaic"] == 0 or hp["close_mosaic"] == 0
-    for epoch in range(start_epoch, epochs):
-        started = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()": ultralytics' order
-            scheduler.step()
-        train_model.train()
-        if world > 1:
-            loader.sampler.set_epoch(epoch)
-        if not mosaic_closed and epoch >= epochs - hp["close_mosaic"]:  # ultralytics' close_mosaic
-            mosaic_closed = True
-            dataset.close_mosaic(hyp=args)
-            loader.reset()
-        totals: dict[str, float] = {}
-        stop = False
-        for i, batch in enumerate(loader):
-            step = i + batches * epoch
-            if warmup and step <= warmup:
-                accumulate_now = max(1, round(_interp(step, warmup, 1, accumulate)))
-                for group in optimizer.param_groups:
-                    start_lr = args.warmup_bias_lr if group.get("param_group") == "bias" else 0.0
-                    group["lr"] = _interp(step, warmup, start_lr, group["initial_lr"] * lr_factor(epoch))
-                    if "momentum" in group:
-                        group["momentum"] = _interp(step, warmup, args.warmup_momentum, args.momentum)
-            else:
-                accumulate_now = accumulate
-            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-            batch["img"] = batch["img"].float() / 255
-            loss, items = train_model(batch)
-            loss = loss.sum() * world  # DDP averages gradients; ultralytics' losses are per-rank sums
-            loss.backward()
-            items = items if isinstance(items, dict) else dict(zip(("box", "cls", "dfl"), items))
-            for key, value in items.items():
-                totals[key] = (totals.get(key, 0.0) * i + float(value)) / (i + 1)
-            if step - last_step >= accumulate_now:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=10.0)
-                optimizer.step()
-                optimizer.zero_grad()
-                ema.update(unwrap_model(train_model))
-                last_step = step
-            if (world == 1 or i % CANCEL_CHECK_BATCHES == 0) and _agree(bool(reporter and reporter.cancelled()), world):
-                stop = True
-                break
-        if stop:
-            if reporter:
-                reporter.log(f"stopped in epoch {epoch + 1}: the job was cancelled")
-            return
-        lr = optimizer.param_groups[0]["lr"]
-        metrics: dict[str, Any] = {"epoch": epoch + 1, "lr": lr,
-                                   **{f"train/{k.removesuffix('_loss')}_loss": v for k, v in totals.items()}}
-        improved = False
-        if rank == 0:
-            metrics.update(validate(ema.ema, val_loader, gt, index_of, device))
-            metrics["epoch_s"] = round(time.perf_counter() - started, 3)
-            improved = metrics["mAP50_95"] > best_fitness
-            if improved:
-                best_fitness, best_epoch = metrics["mAP50_95"], epoch + 1
-                save_ultralytics_checkpoint(ema.ema, config["best_path"], args,
-                                            {**metrics, "fitness": best_fitness})
-            reporter.epoch_done(metrics, epochs)
-        patience_over = epoch + 1 - best_epoch >= hp["patience"] if rank == 0 else False
-        cancelled = bool(reporter and reporter.cancelled(force=True))
-        with tempfile.TemporaryDirectory() as folder:
+    last_checkpoint: float | None = None
+    try:
+        for epoch in range(start_epoch, epochs):
+            started = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()": ultralytics' order
+                scheduler.step()
+            train_model.train()
+            if world > 1:
+                loader.sampler.set_epoch(epoch)
+            if not mosaic_closed and epoch >= epochs - hp["close_mosaic"]:  # ultralytics' close_mosaic
+                mosaic_closed = True
+                dataset.close_mosaic(hyp=args)
+                loader.reset()
+            totals: dict[str, float] = {}
+            stop = False
+            for i, batch in enumerate(loader):
+                step = i + batches * epoch
+                if warmup and step <= warmup:
+                    accumulate_now = max(1, round(_interp(step, warmup, 1, accumulate)))
+                    for group in optimizer.param_groups:
+                        start_lr = args.warmup_bias_lr if group.get("param_group") == "bias" else 0.0
+                        group["lr"] = _interp(step, warmup, start_lr, group["initial_lr"] * lr_factor(epoch))
+                        if "momentum" in group:
+                            group["momentum"] = _interp(step, warmup, args.warmup_momentum, args.momentum)
+                else:
+                    accumulate_now = accumulate
+                batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+                batch["img"] = batch["img"].float() / 255
+                loss, items = train_model(batch)
+                loss = loss.sum() * world  # DDP averages gradients; ultralytics' losses are per-rank sums
+                loss.backward()
+                items = items if isinstance(items, dict) else dict(zip(("box", "cls", "dfl"), items))
+                for key, value in items.items():
+                    totals[key] = (totals.get(key, 0.0) * i + float(value)) / (i + 1)
+                if step - last_step >= accumulate_now:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=10.0)
+                    optimizer.step()
+                    optimizer.zero_grad()
+                    ema.update(unwrap_model(train_model))
+                    last_step = step
+                if (world == 1 or i % CANCEL_CHECK_BATCHES == 0) and _agree(bool(reporter and reporter.cancelled()), world):
+                    stop = True
+                    break
+            if stop:
+                if reporter:
+                    reporter.log(f"stopped in epoch {epoch + 1}: the job was cancelled")
+                return
+            lr = optimizer.param_groups[0]["lr"]
+            metrics: dict[str, Any] = {"epoch": epoch + 1, "lr": lr,
+                                       **{f"train/{k.removesuffix('_loss')}_loss": v for k, v in totals.items()}}
+            improved = False
             if rank == 0:
-                torch.save({"epoch": epoch + 1, "model": unwrap_model(train_model).state_dict(),
-                            "ema": ema.ema.state_dict(), "updates": ema.updates, "optimizer": optimizer.state_dict(),
-                            "best_fitness": best_fitness, "best_epoch": best_epoch}, os.path.join(folder, STATE_FILE))
-            saved = ray.train.Checkpoint.from_directory(folder) if rank == 0 else None
-            ray.train.report({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, checkpoint=saved)
-        if _agree(cancelled, world):
-            if reporter:
-                reporter.log(f"stopped after epoch {epoch + 1}: the job was cancelled")
-            return
-        if _agree(patience_over, world):
-            if reporter:
-                reporter.log(f"early stop after epoch {epoch + 1}: no mAP50-95 improvement for {hp['patience']} "
-                             f"epochs (best {best_fitness:.4f} at epoch {best_epoch})")
-            return
+                watch.totals["train"] = watch.totals.get("train", 0.0) + time.perf_counter() - started
+                with watch("validation"):
+                    metrics.update(validate(ema.ema, val_loader, gt, index_of, device))
+                metrics["epoch_s"] = round(time.perf_counter() - started, 3)
+                improved = metrics["mAP50_95"] > best_fitness
+                if improved:
+                    best_fitness, best_epoch = metrics["mAP50_95"], epoch + 1
+                    with watch("best_weights"):
+                        save_ultralytics_checkpoint(ema.ema, config["best_path"], args,
+                                                    {**metrics, "fitness": best_fitness})
+                with watch("catalog_reports"):
+                    reporter.epoch_done(metrics, epochs)
+            patience_over = epoch + 1 - best_epoch >= hp["patience"] if rank == 0 else False
+            with watch("catalog_reports"):
+                cancelled = bool(reporter and reporter.cancelled(force=True))
+            due = last_checkpoint is None or time.monotonic() - last_checkpoint >= CHECKPOINT_INTERVAL_S
+            with watch("ray_checkpoints"), tempfile.TemporaryDirectory() as folder:
+                if rank == 0 and due:
+                    last_checkpoint = time.monotonic()
+                    torch.save({"epoch": epoch + 1, "model": unwrap_model(train_model).state_dict(),
+                                "ema": ema.ema.state_dict(), "updates": ema.updates, "optimizer": optimizer.state_dict(),
+                                "best_fitness": best_fitness, "best_epoch": best_epoch}, os.path.join(folder, STATE_FILE))
+                saved = ray.train.Checkpoint.from_directory(folder) if rank == 0 and due else None
+                ray.train.report({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, checkpoint=saved)
+            if _agree(cancelled, world):
+                if reporter:
+                    reporter.log(f"stopped after epoch {epoch + 1}: the job was cancelled")
+                return
+            if _agree(patience_over, world):
+                if reporter:
+                    reporter.log(f"early stop after epoch {epoch + 1}: no mAP50-95 improvement for {hp['patience']} "
+                                 f"epochs (best {best_fitness:.4f} at epoch {best_epoch})")
+                return
+    finally:
+        if reporter:
+            reporter.save_timings(watch.totals)
 
 
 def _interp(x: float, end: float, start_value: float, end_value: float) -> float:
