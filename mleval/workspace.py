@@ -38,7 +38,7 @@ import pyarrow.fs as pafs
 from mleval.catalog.catalog import Catalog, utc_now
 from mleval.catalog.replica import CATALOG_FILE, local_folder, open_catalog
 from mleval.cluster import ensure_ray, ray_is_running
-from mleval.core.errors import MlevalError
+from mleval.core.errors import CatalogBusyError, MlevalError
 from mleval.storage.blobs import BlobStore
 from mleval.storage.location import StorageLocation
 
@@ -101,7 +101,9 @@ class Workspace:
         (default ``~/.cache/mleval/workspaces/<name>-<hash>``).
 
         ``ray_address`` ("auto", "ray://head:10001", "local") connects this process to Ray
-        and routes catalog access through the workspace's catalog owner actor.
+        and routes catalog access through the workspace's catalog owner actor. Without one, a
+        workspace whose catalog is held by its owner actor on a Ray running on this machine (or at
+        ``RAY_ADDRESS``), e.g. one another notebook's kernel attached, joins that Ray and its owner.
         """
         location = StorageLocation.parse(path_or_uri, storage_options)
         _prepare_root(location)
@@ -109,7 +111,13 @@ class Workspace:
         blobs = BlobStore(location.join("blobs"))
         if ray_address is not None:
             ensure_ray(ray_address)
-        return cls(location, _open_catalog(location, catalog_dir), blobs, catalog_dir=catalog_dir)
+        try:
+            catalog = _open_catalog(location, catalog_dir)
+        except CatalogBusyError:
+            if ray_address is not None or ray_is_running() or not _join_owner(location):
+                raise
+            catalog = _open_catalog(location, catalog_dir)
+        return cls(location, catalog, blobs, catalog_dir=catalog_dir)
 
     @property
     def root(self) -> Path:
@@ -349,6 +357,23 @@ class Workspace:
     def __repr__(self) -> str:
         mode = "catalog owner actor" if self.uses_catalog_owner else "direct catalog"
         return f"Workspace({str(self.location)!r}, {mode})"
+
+
+def _join_owner(location: StorageLocation) -> bool:
+    """Connect to the running Ray whose catalog owner actor holds this workspace, if there is one;
+    this process stays off Ray otherwise."""
+    import ray
+
+    from mleval.catalog.owner import owner_exists
+
+    try:
+        ensure_ray("auto")
+    except ConnectionError:
+        return False
+    if owner_exists(location):
+        return True
+    ray.shutdown()
+    return False
 
 
 def _open_catalog(location: StorageLocation, catalog_dir: str | Path | None) -> Any:

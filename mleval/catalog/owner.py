@@ -128,6 +128,17 @@ def connect_owner(location: StorageLocation, catalog_dir: str | Path | None = No
     return RemoteCatalog(handle, path)
 
 
+def owner_exists(location: StorageLocation) -> bool:
+    """Whether the workspace's catalog owner actor runs on the Ray this process is connected to."""
+    import ray
+
+    try:
+        ray.get_actor(owner_name(owner_key(location)), namespace=NAMESPACE)
+    except ValueError:
+        return False
+    return True
+
+
 def stop_owner(workspace: str | StorageLocation) -> bool:
     """Stop a workspace's catalog owner, releasing the file (checkpointed first when the workspace is
     on an object store). ``workspace`` is its location or its catalog file's path. Returns False
