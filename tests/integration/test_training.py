@@ -163,3 +163,20 @@ def test_a_model_trained_at_96_is_used_at_96_everywhere(ray_workspace, tmp_path)
     assert {"dataset_snapshot", "annotations"} <= set(kinds) and kinds.count("model") == 2  # and the base model
     snapshot = lineage.to_arrow().filter(pa.compute.equal(lineage.to_arrow().column("kind"), "dataset_snapshot"))
     assert snapshot.column("id").to_pylist() == [model.dataset_snapshot_id]
+
+
+def test_a_failed_training_job_raises_its_cause_from_result(ray_workspace, tmp_path):
+    from mleval.jobs.handle import JobFailedError
+    from tests.unit.test_model_settings import _checkpoint
+
+    ws = ray_workspace
+    import_shapes(ws, tmp_path, train=4, validation=2)
+    base = ws.models.register("parts", _checkpoint(tmp_path / "best.pt", imgsz=64, names={0: "circle"}),
+                              framework="YOLO11", variant="nano")
+    os.remove(ws.blobs.local_path(base.model_path))  # the weights vanish before the job reads them
+    job = ws.train(base, "shapes", hyperparameters=HYPERPARAMETERS)
+    with pytest.raises(JobFailedError, match=r"model.model_path_accessible.*missing from the blob store") as caught:
+        job.result(timeout=120, progress=False)
+    assert "model.model_path_accessible" in caught.value.cause and caught.value.log_tail
+    assert job.status == "failed"
+    assert ws.models.get(str(json.loads(job.record["metadata"])["result_model_id"])).training_status == "failed"
