@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mleval.catalog.catalog import new_id, utc_now
-from mleval.catalog.rules import require_dataset_not_empty
-from mleval.core.errors import NotFoundError
+from mleval.catalog.rules import GROUND_TRUTH_SQL, require_dataset_not_empty
+from mleval.core.errors import NotFoundError, ValidationError
 from mleval.core.records import DatasetRecord, ImageRecord, RecordList
 from mleval.images.collection import image_id_of
 
@@ -26,13 +26,19 @@ class DatasetCollection:
         description: str | None = None,
         images: Sequence[ImageRecord | str] = (),
         metadata: dict | None = None,
+        classes: Sequence[str] | None = None,
     ) -> DatasetRecord:
-        """Create a dataset, optionally with images. Names are unique."""
+        """Create a dataset, optionally with images. Names are unique. With ``classes`` the dataset
+        declares its class names: a ground-truth annotation of its images with another label is then
+        refused (rule ``annotation.class_declared``)."""
         dataset_id = new_id()
         now = utc_now()
+        metadata = dict(metadata or {})
+        if classes is not None:
+            metadata["classes"] = _checked_classes(classes)
         self._ws.catalog.insert("datasets", [{
             "id": dataset_id, "name": name, "description": description,
-            "created_at": now, "updated_at": now, "metadata": metadata,
+            "created_at": now, "updated_at": now, "metadata": metadata or None,
         }])
         if images:
             self._ws.catalog.link_dataset_images(dataset_id, [image_id_of(i) for i in images])
@@ -78,6 +84,26 @@ class DatasetCollection:
         require_dataset_not_empty(record.name, record.train_count, record.validation_count, record.test_count)
         return record
 
+    def set_classes(self, dataset: DatasetRecord | str, classes: Sequence[str] | None) -> DatasetRecord:
+        """Declare the dataset's class names (None: any label). Refused, naming them, when ground truth
+        on its images already uses labels outside ``classes``."""
+        record = self.get(dataset)
+        metadata = dict(record.metadata or {})
+        if classes is None:
+            metadata.pop("classes", None)
+        else:
+            metadata["classes"] = _checked_classes(classes)
+            used = self._ws.catalog.query(
+                "SELECT DISTINCT unnest(a.class_labels) AS label FROM annotations a JOIN dataset_images l "
+                f"ON l.image_id = a.image_id AND l.dataset_id = ? WHERE {GROUND_TRUTH_SQL}", [record.id])
+            outside = sorted(set(used.column("label").to_pylist()) - set(metadata["classes"]))
+            if outside:
+                raise ValidationError("dataset.classes_cover_ground_truth",
+                                      f"ground truth on dataset {record.name!r} uses {outside}, not in {classes}; "
+                                      "add them, or relabel or delete those annotations first.")
+        self._ws.catalog.update("datasets", record.id, {"metadata": metadata})
+        return self.get(record.id)
+
     def delete(self, dataset: DatasetRecord | str) -> None:
         """Delete the dataset (its images stay in the workspace)."""
         self._ws.catalog.delete("datasets", [self.get(dataset).id])
@@ -102,3 +128,11 @@ class DatasetCollection:
 
         snapshot_id = getattr(snapshot, "id", snapshot)
         return snapshot_tables(self._ws.blobs, get_snapshot(self._ws.catalog, snapshot_id))
+
+
+def _checked_classes(classes: Sequence[str]) -> list[str]:
+    names = [str(c).strip() for c in classes] if not isinstance(classes, str) else []
+    if not names or any(not n for n in names) or len(set(names)) != len(names):
+        raise ValidationError("dataset.classes_named", f"classes must be a list of distinct, non-empty class names; "
+                              f"got {classes!r}.")
+    return names

@@ -177,6 +177,7 @@ class Catalog:
             return self._con.sql(sql).to_arrow_table()
 
     def get(self, table: str, record_id: str) -> dict[str, Any]:
+        _check_id(table, record_id)
         rows = self.query_rows(f"SELECT * FROM {_table(table)} WHERE id = ?", [str(record_id)])
         if not rows:
             raise NotFoundError(f"no {rules.ENTITY_OF_TABLE[table]} with id {record_id!r} in this workspace.")
@@ -192,12 +193,15 @@ class Catalog:
         if staged.num_rows == 0:
             return 0
         columns = ", ".join(staged.column_names)
-        with self._staged(staged), self._transaction():
-            rules.find_violation(self._con, table, "staged", template=_table(table))
-            try:
-                self._con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM staged")
-            except duckdb.ConstraintException as error:
-                raise _constraint_error(table, error) from None
+        try:
+            with self._staged(staged), self._transaction():
+                rules.find_violation(self._con, table, "staged", template=_table(table))
+                try:
+                    self._con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM staged")
+                except duckdb.ConstraintException as error:
+                    raise _constraint_error(table, error) from None
+        except duckdb.ConversionException as error:  # e.g. an id that is no UUID
+            raise _conversion_error(table, error) from None
         return staged.num_rows
 
     @contextmanager
@@ -444,7 +448,13 @@ class Catalog:
                 values = [v if v is None or isinstance(v, str) else json.dumps(v) for v in values]
             elif pa.types.is_string(schema.field(name).type):
                 values = [v if v is None else str(v) for v in values]
-            columns[name] = pa.array(values, type=schema.field(name).type)
+            try:
+                columns[name] = pa.array(values, type=schema.field(name).type)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as error:
+                raise ValidationError(
+                    f"{rules.ENTITY_OF_TABLE[table]}.{name}_type",
+                    f"{name} must be {_describe(schema.field(name).type)}; got {_short(values)} ({error})."
+                ) from None
         return pa.table(columns)
 
     def _db_value(self, table: str, column: str, value: Any) -> Any:
@@ -453,6 +463,37 @@ class Catalog:
         if isinstance(value, uuid.UUID):
             return str(value)
         return value
+
+
+def _conversion_error(table: str, error: Exception) -> ValidationError:
+    entity = rules.ENTITY_OF_TABLE[table]
+    message = str(error).removeprefix("Conversion Error: ")
+    return ValidationError(f"{entity}.value_type", f"a value does not fit its field: {message}. Ids are UUIDs "
+                                                   "(e.g. a record's .id); check the values passed.")
+
+
+def _check_id(table: str, record_id: Any) -> None:
+    """An id of a table keyed by UUID must be one (DuckDB would raise its own conversion error)."""
+    if table == "dataset_snapshots":  # keyed by a content hash
+        return
+    try:
+        uuid.UUID(str(record_id))
+    except ValueError:
+        entity = rules.ENTITY_OF_TABLE.get(table, table)
+        raise ValidationError(f"{entity}.id_format", f"{record_id!r} is not a {entity} id: ids are UUIDs such as "
+                                                     "'1b4e28ba-2fa1-11d2-883f-0016d3cca427' (a record's .id).") from None
+
+
+def _describe(arrow_type: pa.DataType) -> str:
+    text = str(arrow_type)
+    if text.startswith("list<") and "fixed_size_list<" in text and "[4]" in text or text.endswith("[4]>"):
+        return "a list of boxes, each 4 numbers [x1, y1, x2, y2]"
+    return f"of type {text}"
+
+
+def _short(values: list) -> str:
+    text = repr(values)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _table(name: str) -> str:

@@ -66,6 +66,13 @@ _BAD_BOX = (
     "OR b[3] <= b[1] OR b[4] <= b[2] OR isnan(b[1] + b[2] + b[3] + b[4])"
 )
 
+# A polygon ring (JSON) that is not an array of an even number (>= 6) of finite numbers.
+_BAD_RING = (
+    "lambda ring: json_type(ring) <> 'ARRAY' OR json_array_length(ring) < 6 OR json_array_length(ring) % 2 = 1 "
+    "OR TRY_CAST(ring AS DOUBLE[]) IS NULL "
+    "OR len(list_filter(TRY_CAST(ring AS DOUBLE[]), lambda v: v IS NULL OR isnan(v) OR isinf(v))) > 0"
+)
+
 ROW_RULES: dict[str, tuple[RowRule, ...]] = {
     "images": (
         RowRule("image.filename_not_empty", "filename IS NULL OR length(trim(filename)) = 0",
@@ -97,6 +104,27 @@ ROW_RULES: dict[str, tuple[RowRule, ...]] = {
         RowRule("annotation.segments_length",
                 "segments IS NOT NULL AND json_array_length(segments) <> len(class_labels)",
                 "segments must be a JSON array with one entry per class label.", ("image_id", "class_labels")),
+        # The rule every export applies (COCO, YOLO and VOC need real polygons): refused on the way in.
+        RowRule("annotation.segment",
+                f"segments IS NOT NULL AND len(list_filter(json_extract(segments, '$[*].polygons[*]'), {_BAD_RING})) > 0",
+                "a polygon needs an even number (>= 6) of finite coordinates [x1, y1, x2, y2, x3, y3, ...] in "
+                "pixels of the original image.", ("image_id",),
+                detail=f"'polygon ' || CAST(list_filter(json_extract(segments, '$[*].polygons[*]'), {_BAD_RING})[1] "
+                       "AS VARCHAR)"),
+        RowRule("annotation.confidence_scores_range",
+                "confidence_scores IS NOT NULL AND "
+                "len(list_filter(confidence_scores, lambda s: s IS NULL OR isnan(s) OR s < 0 OR s > 1)) > 0",
+                "confidence scores must be numbers from 0 to 1.", ("image_id", "confidence_scores")),
+        RowRule("annotation.class_declared",
+                "(creation_method = 'user' OR review_state = 'accepted') AND EXISTS (SELECT 1 FROM dataset_images l "
+                "JOIN datasets d ON d.id = l.dataset_id WHERE l.image_id = r.image_id AND "
+                "json_extract(d.metadata, '$.classes') IS NOT NULL AND len(list_filter(r.class_labels, lambda c: NOT "
+                "list_contains(CAST(json_extract(d.metadata, '$.classes') AS VARCHAR[]), c))) > 0)",
+                "a dataset holding this image declares its classes, and a label is not among them: use one of "
+                "them, or add the class to the dataset (ws.datasets.set_classes).", ("image_id", "class_labels"),
+                detail="(SELECT 'dataset ' || d.name || ' declares ' || CAST(json_extract(d.metadata, '$.classes') "
+                       "AS VARCHAR) FROM dataset_images l JOIN datasets d ON d.id = l.dataset_id WHERE l.image_id = "
+                       "r.image_id AND json_extract(d.metadata, '$.classes') IS NOT NULL LIMIT 1)"),
         RowRule("annotation.creation_method_valid",
                 f"creation_method IS NULL OR creation_method NOT IN {_in(CreationMethod)}",
                 f"creation_method must be one of: {_values(CreationMethod)}.", ("image_id", "creation_method")),

@@ -60,6 +60,11 @@ class DatasetRecord(_Record):
     def total(self) -> int:
         return self.train_count + self.validation_count + self.test_count
 
+    @property
+    def classes(self) -> list[str] | None:
+        """The class names the dataset declares (``ws.datasets.create(..., classes=)``), or None."""
+        return (self.metadata or {}).get("classes")
+
 
 @dataclass(frozen=True)
 class AnnotationRecord(_Record):

@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field
 class PredictJSONRequest(BaseModel):
     """The JSON alternative to a multipart upload."""
 
-    image_base64: str = Field(description="The encoded image file (JPEG, PNG, ...), base64; a data: URL prefix is allowed.")
+    image_base64: str = Field(min_length=1, description="The encoded image file (JPEG, PNG, ...), base64; a data: URL "
+                                                        "prefix is allowed.")
     conf: float | None = Field(None, ge=0.0, le=1.0, description="Score threshold; the deployment's default when omitted.")
 
 

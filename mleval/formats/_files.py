@@ -124,9 +124,20 @@ def image_size(node: Node) -> tuple[int, int]:
 def safe_relative(name: str) -> str:
     """``name`` as a relative POSIX path that stays inside the output folder, or ValidationError."""
     pure = PurePosixPath(name.replace("\\", "/"))
-    if pure.is_absolute() or ".." in pure.parts or not pure.parts or pure.as_posix() in ("", "."):
-        raise ValidationError("formats.file_name_relative", f"file name {name!r} must be a relative path without '..'.")
+    if pure.is_absolute() or ".." in pure.parts or not pure.parts or pure.as_posix() in ("", ".") or (
+            ":" in pure.parts[0] and len(pure.parts[0]) == 2):
+        raise ValidationError("formats.file_name_relative", f"file name {name!r} must be a relative path without '..' "
+                                                            "(inside the dataset's folder).")
     return pure.as_posix()
+
+
+def is_relative_inside(name: str) -> bool:
+    """Whether :func:`safe_relative` takes ``name`` (a path that stays inside its folder)."""
+    try:
+        safe_relative(name)
+    except ValidationError:
+        return False
+    return True
 
 
 class Output:

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mleval.core import masks
@@ -171,7 +171,7 @@ def _image_folder(root: Node, node: Node, doc: dict, split: str | None, image_ro
     probe = [
         img["file_name"]
         for img in (doc.get("images") or [])[:3]
-        if isinstance(img, dict) and isinstance(img.get("file_name"), str)
+        if isinstance(img, dict) and isinstance(img.get("file_name"), str) and _files.is_relative_inside(img["file_name"])
     ]
     for folder in candidates:
         try:
@@ -210,7 +210,13 @@ def _read_instances(
         if image_id in by_id:
             errors.append(ItemError(item, "image id appears twice; the second entry was left out"))
             continue
-        node = _files.child(folder, file_name)
+        try:  # a name that is absolute or climbs out with '..' would read a file outside the dataset
+            node = _files.child(folder, _files.safe_relative(file_name))
+        except ValidationError as exc:
+            by_id[image_id] = None
+            dropped[image_id] = ItemError(item, f"{exc.detail} It is left out with its annotations.")
+            errors.append(dropped[image_id])
+            continue
         if check_images and not node.is_file():
             by_id[image_id] = None
             dropped[image_id] = ItemError(

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import io
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -122,7 +122,11 @@ def _read_annotation(
     folder = voc_id.rpartition("/")[0]
     base_name = (doc.findtext("filename") or "").strip() or f"{voc_id.rpartition('/')[2]}.jpg"
     file_name = f"{folder}/{base_name}" if folder else base_name
-    image_node = _files.child(root, f"JPEGImages/{file_name}")
+    try:  # a <filename> that is absolute or climbs out with '..' would read a file outside the dataset
+        image_node = _files.child(root, f"JPEGImages/{_files.safe_relative(file_name)}")
+    except ValidationError as exc:
+        errors.append(ItemError(item, f"{exc.detail} The image is left out."))
+        return None
     if not image_node.is_file():
         errors.append(ItemError(item, f"image JPEGImages/{file_name} not found; left out"))
         return None

@@ -10,8 +10,8 @@ as ultralytics sees the images. A label file is found as ultralytics finds it: t
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mleval.core import masks

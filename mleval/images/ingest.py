@@ -298,6 +298,17 @@ def _record_chunk(catalog, chunk, outcomes, split, dataset_id, seen, report: Upl
         _insert_chunk(catalog, stored, split, dataset_id, seen, report)
 
 
+def safe_filename(name: str) -> str:
+    """The name to record for an upload: ``name`` itself when it is a plain relative path, else its
+    base name (an absolute path or one that climbs with ``..`` would make exports reference files
+    outside what they wrote), without control characters; "upload" when nothing is left."""
+    cleaned = "".join(c for c in str(name) if c.isprintable()).replace("\\", "/").strip()
+    parts = [p for p in cleaned.split("/") if p not in ("", ".")]
+    if cleaned.startswith("/") or ".." in parts or (parts and ":" in parts[0]):
+        parts = [p for p in parts[-1:] if p != ".."]
+    return "/".join(parts) or "upload"
+
+
 def _find_images(catalog, hashes: set[str], seen: dict[str, str]) -> int:
     """Add the catalog's images among ``hashes`` to ``seen`` (sha256 -> image id); how many it found."""
     hashes = sorted(hashes - seen.keys())
@@ -317,11 +328,13 @@ def _insert_chunk(catalog, stored, split, dataset_id, seen, report: UploadReport
             duplicates.append(UploadDuplicate(str(source.path or source.name), known))
             linked.append(known)
             continue
+        filename = safe_filename(source.name)
         record = ImageRecord(
-            id=new_id(), filename=source.name, format=info.format.value, width=info.width, height=info.height,
+            id=new_id(), filename=filename, format=info.format.value, width=info.width, height=info.height,
             file_size=blob.size, dataset_split=split, file_path=blob.key, sha256=blob.sha256, upload_timestamp=now,
             metadata={"mode": info.mode, "pages": info.pages, "exif_orientation": info.exif_orientation,
-                      **({"source_path": str(source.path)} if source.path else {})})
+                      **({"source_path": str(source.path)} if source.path else {}),
+                      **({"original_name": source.name} if filename != source.name else {})})
         new[blob.sha256] = record.id
         linked.append(record.id)
         records.append(record)
