@@ -8,7 +8,7 @@ STAMP := $(VENV)/.mleval-installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench setup clean
+.PHONY: demo test fuzz bench setup clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The property tests with many more examples than `make test` runs (MLEVAL_FUZZ_PROFILE, tests/fuzz/conftest.py).
+fuzz: setup
+	MLEVAL_FUZZ_PROFILE=fuzz $(BIN)/python -m pytest tests/fuzz $(PYTEST_ARGS)
 
 bench: setup
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done

@@ -104,6 +104,12 @@ ROW_RULES: dict[str, tuple[RowRule, ...]] = {
         RowRule("annotation.segments_length",
                 "segments IS NOT NULL AND json_array_length(segments) <> len(class_labels)",
                 "segments must be a JSON array with one entry per class label.", ("image_id", "class_labels")),
+        RowRule("annotation.object_geometry",
+                "bounding_boxes IS NULL AND segments IS NOT NULL AND len(list_filter(json_extract(segments, '$[*]'), "
+                "lambda s: json_type(s) = 'NULL' OR (json_extract(s, '$.rle') IS NULL AND "
+                "coalesce(json_array_length(json_extract(s, '$.polygons')), 0) = 0))) > 0",
+                "every object needs a box or a segment (a polygon or a mask): give boxes_xyxy, or a segment for "
+                "each object.", ("image_id", "class_labels")),
         # The rule every export applies (COCO, YOLO and VOC need real polygons): refused on the way in.
         RowRule("annotation.segment",
                 f"segments IS NOT NULL AND len(list_filter(json_extract(segments, '$[*].polygons[*]'), {_BAD_RING})) > 0",

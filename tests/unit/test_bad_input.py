@@ -108,3 +108,10 @@ def test_the_endpoint_schema_refuses_an_empty_image(ws):
 
     schema = PredictJSONRequest.model_json_schema()
     assert schema["properties"]["image_base64"]["minLength"] == 1
+
+
+@pytest.mark.parametrize("polygons", [[None], [[]]])
+def test_an_object_without_a_box_or_a_segment_is_refused(ws, uploaded, polygons):
+    """Found by tests/fuzz: such a row was stored, and every export of its dataset then failed (KeyError)."""
+    with pytest.raises(ValidationError, match=r"\[annotation.object_geometry\]|\[mask.polygon_points\]"):
+        ws.annotations.add(uploaded[0], labels=["cat"], polygons=polygons)
