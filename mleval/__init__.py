@@ -7,6 +7,7 @@
 
 from mleval.core.errors import (
     CatalogBusyError,
+    CatalogUnavailableError,
     ConflictError,
     ImageFileError,
     MlevalError,
@@ -19,6 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CatalogBusyError",
+    "CatalogUnavailableError",
     "ConflictError",
     "ImageFileError",
     "MlevalError",

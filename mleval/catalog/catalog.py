@@ -107,6 +107,7 @@ class Catalog:
                     f"the catalog {self.path} has schema version {applied}, newer than this mleval "
                     f"understands ({LATEST_VERSION}): upgrade mleval to open it. Nothing was changed."
                 )
+            migrated = False
             for version, description, ddl in MIGRATIONS:
                 if version <= applied:
                     continue
@@ -115,6 +116,12 @@ class Catalog:
                     self._con.execute(
                         "INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, description, utc_now()]
                     )
+                migrated = True
+            if migrated:
+                # Into the file at once: DuckDB 2.0 cannot replay an ALTER TABLE from the write-ahead log
+                # of a process that died (it re-binds the table's CHECKs before its core functions are
+                # loaded and tries to download them), so a crash after a migration must find it checkpointed.
+                self._con.execute("CHECKPOINT")
 
     def schema_version(self) -> int:
         return self.query("SELECT max(version) AS v FROM schema_migrations").column("v")[0].as_py()

@@ -16,7 +16,7 @@ from typing import Any
 
 from mleval.catalog.replica import CATALOG_FILE
 from mleval.cluster import NAMESPACE
-from mleval.core.errors import MlevalError
+from mleval.core.errors import CatalogUnavailableError, MlevalError
 from mleval.storage.location import StorageLocation
 
 # Catalog methods callable through the owner; reads and writes alike.
@@ -63,11 +63,20 @@ class CatalogOwner:
 
 
 class RemoteCatalog:
-    """The Catalog interface, forwarded to the workspace's catalog owner actor."""
+    """The Catalog interface, forwarded to the workspace's catalog owner actor.
 
-    def __init__(self, handle: Any, path: str):
+    A call that finds the owner gone (its process died: Ray restarts it, or it was killed for good)
+    is sent once more, to the restarted owner or to a new one started here. That is safe because
+    what a retried write may repeat cannot double: rows carry the ids their writer made, so an
+    insert that had landed before the owner died is refused as taken and counted as done; splits,
+    dataset links and deletes are idempotent. (A repeated log line is possible.)
+    """
+
+    def __init__(self, handle: Any, path: str, location: StorageLocation | None = None,
+                 catalog_dir: str | None = None):
         self._handle = handle
         self.path = path
+        self._location, self._catalog_dir = location, catalog_dir
 
     def __getattr__(self, method: str):
         if method not in REMOTE_METHODS:
@@ -77,13 +86,40 @@ class RemoteCatalog:
             import ray
 
             try:
-                return ray.get(self._handle.call.remote(method, args, kwargs))
-            except ray.exceptions.RayTaskError as error:
-                if isinstance(error.cause, MlevalError):
-                    raise error.cause from None
-                raise
+                return self._call(method, args, kwargs)
+            except ray.exceptions.RayActorError as error:  # died, restarting or gone for good
+                self._reconnect(error)
+                try:
+                    return self._call(method, args, kwargs)
+                except MlevalError as retried:
+                    if method == "insert" and getattr(retried, "rule", "").endswith(".unique"):
+                        return _row_count(args, kwargs)  # it had landed before the owner died
+                    raise
 
         return forward
+
+    def _call(self, method: str, args: tuple, kwargs: dict) -> Any:
+        import ray
+
+        try:
+            return ray.get(self._handle.call.remote(method, args, kwargs))
+        except ray.exceptions.RayTaskError as error:
+            if isinstance(error.cause, MlevalError):
+                raise error.cause from None
+            raise
+
+    def _reconnect(self, error: Exception) -> None:
+        """The restarted owner, or a new one when it is gone for good."""
+        if self._location is None:
+            raise CatalogUnavailableError(f"the catalog owner of {self.path} died ({type(error).__name__}); "
+                                          "open the workspace again (Workspace.open) to reach a new one.") from error
+        try:
+            self._handle = connect_owner(self._location, self._catalog_dir)._handle
+        except Exception as failure:
+            raise CatalogUnavailableError(
+                f"the catalog owner of {self._location} died ({type(error).__name__}) and could not be started "
+                f"again ({failure}). Check that this node can open {self.path} (disk space, another process "
+                "holding it), then open the workspace again; nothing acknowledged before was lost.") from failure
 
     def owner_pid(self) -> int:
         import ray
@@ -115,7 +151,7 @@ def connect_owner(location: StorageLocation, catalog_dir: str | Path | None = No
         catalog_dir = Path(catalog_dir).expanduser().resolve()
     handle = actor.remote(location, None if catalog_dir is None else str(catalog_dir))
     try:
-        path = ray.get(handle.path.remote())  # the file is open (or the reason it is not is known) before use
+        path = _owner_path(handle)  # the file is open (or the reason it is not is known) before use
     except ray.exceptions.RayActorError as error:
         cause = getattr(error, "cause", None) or error
         if isinstance(cause, MlevalError):
@@ -125,7 +161,23 @@ def connect_owner(location: StorageLocation, catalog_dir: str | Path | None = No
         raise MlevalError(f"the catalog owner of {location} already runs with its catalog at {path}, not in "
                           f"catalog_dir={str(catalog_dir)!r}: leave catalog_dir out, or stop the owner first "
                           "(mleval.catalog.owner.stop_owner(ws.location)) to move the catalog.")
-    return RemoteCatalog(handle, path)
+    return RemoteCatalog(handle, path, location, None if catalog_dir is None else str(catalog_dir))
+
+
+def _owner_path(handle: Any, *, restart_wait_s: float = 60.0) -> str:
+    """The owner's catalog path, waiting while Ray restarts an owner whose process died."""
+    import time
+
+    import ray
+
+    deadline = time.monotonic() + restart_wait_s
+    while True:
+        try:
+            return ray.get(handle.path.remote())
+        except ray.exceptions.ActorUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def owner_exists(location: StorageLocation) -> bool:
@@ -164,3 +216,8 @@ def stop_owner(workspace: str | StorageLocation) -> bool:
     if failure is not None:
         raise failure
     return True
+
+
+def _row_count(args: tuple, kwargs: dict) -> int:
+    rows = kwargs.get("rows", args[1] if len(args) > 1 else ())
+    return rows.num_rows if hasattr(rows, "num_rows") else len(rows)

@@ -14,6 +14,7 @@ from mleval.core.enums import (
 )
 from mleval.core.errors import (
     CatalogBusyError,
+    CatalogUnavailableError,
     ConflictError,
     DependencyError,
     ImageFileError,
@@ -25,6 +26,7 @@ from mleval.core.errors import (
 
 __all__ = [
     "CatalogBusyError",
+    "CatalogUnavailableError",
     "ConflictError",
     "CreationMethod",
     "DatasetSplit",

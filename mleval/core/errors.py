@@ -69,6 +69,10 @@ class CatalogBusyError(MlevalError):
     """The catalog file is held for writing by another process."""
 
 
+class CatalogUnavailableError(MlevalError):
+    """The catalog owner actor died and could not be started again; the message says what to do."""
+
+
 class DependencyError(MlevalError, ImportError):
     """An optional dependency needed for this call is missing."""
 

@@ -65,3 +65,28 @@ def test_a_direct_workspace_hands_its_catalog_to_the_owner(ray_session, tmp_path
         assert direct.catalog.schema_version() >= 1
     finally:
         stop_owner(str(direct.catalog_path))
+
+
+def test_writes_survive_the_owner_dying_neither_lost_nor_doubled(ray_session, ray_workspace):
+    """The owner is killed while a writer sends batches (Ray restarts it), then killed for good: every
+    batch lands once, and the workspace goes on with a new owner."""
+    import time
+
+    from mleval.catalog.owner import NAMESPACE, owner_key, owner_name
+
+    ws = ray_workspace
+    images = ws.images.upload([(f"{i}.png", image_bytes(seed=i)) for i in range(3)], progress=False).succeeded
+    ids = [r.id for r in images]
+    writer = ray_session.remote(num_cpus=0)(_write_batches).remote(str(ws.root), ids, 0, 40, 500)
+    owner = ray_session.get_actor(owner_name(owner_key(ws.location)), namespace=NAMESPACE)
+    time.sleep(3)  # the writer is under way
+    ray_session.kill(owner, no_restart=False)
+    assert ray_session.get(writer, timeout=300) == 20_000
+    counted = ws.sql("SELECT count(*) AS n, count(DISTINCT user_tag) AS b FROM annotations").to_pylist()[0]
+    assert counted == {"n": 20_000, "b": 40}
+
+    ray_session.kill(ray_session.get_actor(owner_name(owner_key(ws.location)), namespace=NAMESPACE),
+                     no_restart=True)
+    time.sleep(1)
+    ws.annotations.add(ids[0], labels=["after"], boxes_xyxy=[[1, 1, 5, 5]])  # a new owner, started here
+    assert ws.sql("SELECT count(*) AS n FROM annotations").column("n")[0].as_py() == 20_001
