@@ -14,6 +14,20 @@ def _demo(args: argparse.Namespace) -> None:
                           keep_serving=args.keep_serving, epochs=args.epochs, workers=args.workers))
 
 
+def _check(args: argparse.Namespace) -> int:
+    import mleval
+
+    ws = mleval.Workspace.open(args.workspace)
+    try:
+        report = ws.check(hash_sample=args.hash_sample)
+        print(report)
+        if args.gc:
+            print(ws.gc())
+    finally:
+        ws.close()
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mleval", description="Computer-vision model evaluation on Ray.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -36,12 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep-serving", action="store_true",
                       help="keep the deployed endpoint running after the report, until Ctrl-C")
     demo.set_defaults(handler=_demo)
+    check = commands.add_parser(
+        "check", help="verify a workspace's invariants and say how to repair what is broken",
+        description="Rows against blobs, a sample of blob hashes, rules broken by stored rows, temporaries left "
+                    "by writes that never finished, blobs no row refers to. Exits 1 when something is wrong.")
+    check.add_argument("workspace", help="the workspace folder or URI")
+    check.add_argument("--hash-sample", type=int, default=100, help="blobs to re-hash (default: %(default)s)")
+    check.add_argument("--gc", action="store_true", help="then remove stray blobs and stale temporaries (ws.gc())")
+    check.set_defaults(handler=_check)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.handler(args)
+    code = args.handler(args)
+    if code:
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":

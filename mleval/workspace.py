@@ -335,6 +335,21 @@ class Workspace:
         return export_dataset(self, dataset=dataset, format=format, path=path,
                               include_predictions=include_predictions, model=model, split=split, **options)
 
+    def check(self, *, hash_sample: int = 100):
+        """Verify the workspace's invariants (rows vs blobs, the hashes of ``hash_sample`` blobs, rules
+        broken by stored rows, temporaries left by writes that never finished, blobs no row refers to);
+        read-only. Returns a CheckReport (``.ok``, ``.findings``, each with how to repair it)."""
+        from mleval.health import check_workspace
+
+        return check_workspace(self.catalog, self.blobs, name=str(self.location), hash_sample=hash_sample)
+
+    def gc(self):
+        """Remove the blobs no row refers to and temporaries left by writes that never finished, both
+        when older than an hour; returns a GcReport of what was removed."""
+        from mleval.health import collect_garbage
+
+        return collect_garbage(self.catalog, self.blobs)
+
     def sql(self, query: str) -> pa.Table:
         """Run a read-only SQL query over the catalog (tables: images, annotations, models, datasets,
         dataset_images, training_jobs, inference_jobs, deployments, evaluation_runs; views over

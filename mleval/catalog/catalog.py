@@ -303,6 +303,23 @@ class Catalog:
                     f"({column}). Delete those first; nothing was deleted.",
                 )
 
+    def rule_violations(self) -> dict[str, list[tuple[str, int, str]]]:
+        """Stored rows that break a rule of ``rules.py``, per table (see ``rules.count_violations``)."""
+        with self._lock:
+            found = {table: rules.count_violations(self._con, table) for table in (*TABLES, "performance_metrics")
+                     if table in rules.ROW_RULES}
+        return {table: rows for table, rows in found.items() if rows}
+
+    def blob_references(self) -> dict[str, list[str]]:
+        """Every blob key the catalog refers to, by what refers to it (images, models, snapshots)."""
+        queries = {
+            "images": "SELECT file_path AS k FROM images",
+            "models": "SELECT model_path AS k FROM models WHERE model_path LIKE 'sha256/%'",
+            "dataset snapshots": "SELECT content_key AS k FROM dataset_snapshots UNION ALL "
+                                 "SELECT json_extract_string(metadata, '$.annotations_key') FROM dataset_snapshots",
+        }
+        return {name: [k for k in self.query(sql).column("k").to_pylist() if k] for name, sql in queries.items()}
+
     # -- append-only Parquet tables ---------------------------------------------------------
     def append_rows(self, name: str, rows: pa.Table | Sequence[dict[str, Any]]) -> int:
         """Validate and append rows to a Parquet table (``performance_metrics``)."""

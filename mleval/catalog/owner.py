@@ -23,7 +23,7 @@ from mleval.storage.location import StorageLocation
 REMOTE_METHODS = frozenset({
     "query", "query_rows", "sql_readonly", "get", "find_by_name", "insert", "update", "delete",
     "assign_split", "link_dataset_images", "append_rows", "append_log", "schema_version", "table_schema", "json_columns", "to_arrow",
-    "checkpoint",
+    "checkpoint", "rule_violations", "blob_references",
 })
 
 

@@ -353,6 +353,25 @@ def find_violation(con, table: str, staged: str = "staged", *, template: str | N
             raise _violation_error(con, rule, numbered, bad_row)
 
 
+def count_violations(con, table: str) -> list[tuple[str, int, str]]:
+    """(rule, rows breaking it, the first such row's values) for the rows stored in ``table``: what
+    ``ws.check()`` reports (rows stored before a rule existed, or written around the catalog)."""
+    rules = ROW_RULES.get(table, ())
+    if not rules:
+        return []
+    numbered = f"(SELECT *, (row_number() OVER ()) - 1 AS _row FROM {table}) r {ROW_RULE_JOINS.get(table, '')}"
+    flags = ", ".join(f"({rule.violation}) AS _bad{index}" for index, rule in enumerate(rules))
+    sums = ", ".join(f"count(*) FILTER (WHERE _bad{index}), min(CASE WHEN _bad{index} THEN _row END)"
+                     for index in range(len(rules)))
+    row = con.execute(f"SELECT {sums} FROM (SELECT _row, {flags} FROM {numbered})").fetchall()[0]
+    found = []
+    for index, rule in enumerate(rules):
+        count, first = row[2 * index], row[2 * index + 1]
+        if count:
+            found.append((rule.name, int(count), str(_violation_error(con, rule, numbered, first))))
+    return found
+
+
 def _violation_error(con, rule: RowRule, numbered: str, bad_row: int) -> ValidationError:
     columns = list(rule.show)
     select = ", ".join([f"CAST({c} AS VARCHAR)" for c in columns] + ([rule.detail] if rule.detail else []))

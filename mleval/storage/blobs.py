@@ -179,6 +179,29 @@ class BlobStore:
     def delete(self, key: str) -> None:
         self._delete_path(self._path(key))
 
+    def scan(self) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """Everything under the store, with modification times (epoch seconds): (blobs as (key, time),
+        temporaries as (path, time)). A temporary is a write that never finished (its writer died) or
+        one under way."""
+        selector = pafs.FileSelector(self._root, recursive=True, allow_not_found=True)
+        keys, temporaries = [], []
+        for info in self._fs.get_file_info(selector):
+            if info.type != pafs.FileType.File:
+                continue
+            relative = info.path[len(self._root.rstrip("/")) + 1:]
+            modified = info.mtime.timestamp() if info.mtime is not None else 0.0
+            if relative.startswith("tmp/") or relative.endswith(".tmp"):
+                temporaries.append((info.path, modified))
+            elif relative.startswith("sha256/"):
+                keys.append((relative, modified))
+        return keys, temporaries
+
+    def delete_path(self, path: str) -> None:
+        """Remove a temporary found by :meth:`scan`."""
+        if not path.startswith(self._root.rstrip("/") + "/"):
+            raise NotFoundError(f"{path} is not inside the blob store {self.root_uri}.")
+        self._delete_path(path)
+
 
 def _write_file(path: str, data: memoryview) -> None:
     """Create ``path`` (it must not exist) holding ``data``, with plain descriptor calls: for
