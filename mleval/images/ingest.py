@@ -223,7 +223,7 @@ class _FileWorkers:
             # and write blobs, and leave through os._exit (no parent's exit handlers).
             self.pool: Executor = ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("fork"),
-                initializer=_set_worker_store, initargs=(sources, blobs, max_pixels))
+                initializer=_set_worker_store, initargs=(sources, blobs, max_pixels, os.getpid()))
             self.task: Callable = _store_files_in_worker
         else:
             self.pool = ThreadPoolExecutor(workers)
@@ -252,12 +252,25 @@ def _results(pending: list, chunk: list[UploadSource]) -> list:
 _worker_store: tuple[list[UploadSource], BlobStore, int] | None = None
 
 
-def _set_worker_store(sources: list[UploadSource], blobs: BlobStore, max_pixels: int) -> None:
+def _set_worker_store(sources: list[UploadSource], blobs: BlobStore, max_pixels: int, parent: int) -> None:
     global _worker_store
+    _die_with(parent)
     # The objects inherited from the parent stay out of this process's garbage collections, which
     # would otherwise walk them all and copy every memory page they sit on.
     gc.freeze()
     _worker_store = (sources, blobs, max_pixels)
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when the uploading process dies: killed (SIGKILL), it never tells its pool's
+    workers to leave, and they would wait for tasks forever, holding its pipes."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the line above took effect
+        os._exit(0)
 
 
 def _store_files_in_worker(start: int, stop: int) -> list:
