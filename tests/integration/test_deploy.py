@@ -277,3 +277,30 @@ def test_a_port_other_than_the_one_serve_listens_on_is_refused(served):
     with pytest.raises(mleval.MlevalError, match=f"already listens on 127.0.0.1:{running}.*port={running}"):
         deploy(ws, "yolo11n", name="elsewhere", imgsz=64, port=other)
     assert [(d.name, d.status) for d in ws.deployments.list() if d.name == "elsewhere"] == [("elsewhere", "failed")]
+
+
+def test_schemathesis_finds_nothing_against_the_endpoints_openapi(served, tmp_path):
+    """Every check schemathesis has (server errors, status codes and bodies the schema documents, content
+    types, ...) over generated requests to POST /predict and the other routes, with a valid key. All but
+    positive_data_acceptance: "an image file, base64" has no JSON Schema, so schema-valid strings that are
+    no image ("0") are rightly answered 400 with the reason."""
+    import shutil
+    import subprocess
+    import sys
+
+    from mleval.deploy import deploy
+
+    ws, dep = served
+    fuzzed = deploy(ws, "yolo11n", name="fuzzed", imgsz=64, conf=0.0, port=dep.record.configuration["port"],
+                    rate_limit=None, max_upload_bytes=200_000, max_pixels=200_000)
+    try:
+        key = fuzzed.create_api_key("schemathesis")
+        binary = shutil.which("schemathesis", path=os.path.dirname(sys.executable)) or "schemathesis"
+        done = subprocess.run(
+            [binary, "run", f"{fuzzed.url}/openapi.json", "--url", fuzzed.url, "--checks", "all",
+             "--exclude-checks", "positive_data_acceptance", "--header", f"Authorization: Bearer {key}", "--max-examples", "40", "--request-timeout", "60",
+             "--no-color"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+        assert re.search(r"\d+ passed", done.stdout) or "No issues found" in done.stdout, done.stdout[-3000:]
+    finally:
+        fuzzed.delete()
