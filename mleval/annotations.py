@@ -17,13 +17,12 @@ from mleval.catalog.catalog import new_id, utc_now
 from mleval.catalog.rules import GROUND_TRUTH_SQL, check_transition
 from mleval.core.enums import CreationMethod, ReviewState
 from mleval.core.errors import ValidationError
-from mleval.core.records import AnnotationRecord, ImageRecord, RecordList
-from mleval.images.collection import image_id_of
+from mleval.core.records import AnnotationRecord, ImageRecord, RecordList, image_id_of
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from mleval.workspace import Workspace
+    from mleval.stores import WorkspaceStores
 
 # review action -> the path of states it walks, from the states it may start in
 REVIEW_ACTIONS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -74,7 +73,7 @@ def boxes_of(segments: list[dict | None] | None, boxes_xyxy: Any) -> list[list[f
 
 
 class AnnotationCollection:
-    def __init__(self, workspace: Workspace):
+    def __init__(self, workspace: WorkspaceStores):
         self._ws = workspace
 
     def add(

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from mleval.core.records import AnnotationRecord, ImageRecord, ModelRecord
     from mleval.models.sam2_predictor import SegmentResult
     from mleval.prediction import InferenceResult
-    from mleval.workspace import Workspace
+    from mleval.context import WorkspaceContext
 
 DEFAULT_ASSIST_MODEL = "sam2.1_t"
 _PRELABEL_BATCH = 8
@@ -33,7 +33,7 @@ class Proposal:
     image_id: str
     label: str
     result: SegmentResult = field(repr=False)
-    _ws: Workspace = field(repr=False, compare=False)
+    _ws: WorkspaceContext = field(repr=False, compare=False)
 
     @property
     def mask(self) -> np.ndarray:
@@ -79,7 +79,7 @@ class Proposal:
 
 
 def assist(
-    ws: Workspace,
+    ws: WorkspaceContext,
     image: ImageRecord | str,
     *,
     model: ModelRecord | str = DEFAULT_ASSIST_MODEL,
@@ -132,7 +132,7 @@ def assist(
 
 
 def prelabel(
-    ws: Workspace,
+    ws: WorkspaceContext,
     images: Sequence[ImageRecord | str],
     model: ModelRecord | str,
     *,

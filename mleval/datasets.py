@@ -8,15 +8,14 @@ from typing import TYPE_CHECKING, Any
 from mleval.catalog.catalog import new_id, utc_now
 from mleval.catalog.rules import GROUND_TRUTH_SQL, require_dataset_not_empty
 from mleval.core.errors import NotFoundError, ValidationError
-from mleval.core.records import DatasetRecord, ImageRecord, RecordList
-from mleval.images.collection import image_id_of
+from mleval.core.records import DatasetRecord, ImageRecord, RecordList, image_id_of
 
 if TYPE_CHECKING:
-    from mleval.workspace import Workspace
+    from mleval.stores import WorkspaceStores
 
 
 class DatasetCollection:
-    def __init__(self, workspace: Workspace):
+    def __init__(self, workspace: WorkspaceStores):
         self._ws = workspace
 
     def create(

@@ -18,7 +18,7 @@ from mleval.core.errors import NotFoundError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mleval.workspace import Workspace
+    from mleval.context import WorkspaceContext
 
 LINEAGE_SCHEMA = pa.schema([("depth", pa.int32()), ("kind", pa.string()), ("id", pa.string()),
                             ("name", pa.string()), ("detail", pa.string())])
@@ -58,7 +58,7 @@ class Lineage:
 
 
 class _Tracer:
-    def __init__(self, ws: Workspace):
+    def __init__(self, ws: WorkspaceContext):
         self._ws = ws
         self.rows: list[dict[str, Any]] = []
         self._seen: set[tuple[str, str]] = set()
@@ -132,7 +132,7 @@ class _Tracer:
             self.add(depth + 1, "dataset", s.dataset_id, name, "the live dataset (it may have changed since)")
 
 
-def lineage_of(ws: Workspace, x: Any) -> Lineage:
+def lineage_of(ws: WorkspaceContext, x: Any) -> Lineage:
     """See :meth:`mleval.workspace.Workspace.lineage`."""
     tracer = _Tracer(ws)
     kind, key = _identify(ws, x)
@@ -140,7 +140,7 @@ def lineage_of(ws: Workspace, x: Any) -> Lineage:
     return Lineage(tuple(tracer.rows))
 
 
-def _identify(ws: Workspace, x: Any) -> tuple[str, str]:
+def _identify(ws: WorkspaceContext, x: Any) -> tuple[str, str]:
     """(tracer method, id) for a record or handle (each names its kind in ``lineage_kind``), a name or an id."""
     from mleval.catalog.snapshot_rows import find_record_id
 

@@ -19,7 +19,7 @@ from mleval.core.enums import CreationMethod, ReviewState
 from mleval.core.records import ImageRecord, ModelRecord
 
 if TYPE_CHECKING:
-    from mleval.workspace import Workspace
+    from mleval.context import WorkspaceContext
 
 # One row per image; the stored table (catalog "predictions") adds the job and model ids.
 PREDICTION_SCHEMA = pa.schema([f for f in PREDICTIONS_SCHEMA if f.name not in ("inference_job_id", "model_id")])
@@ -90,7 +90,7 @@ def annotation_rows(predictions: pa.Table, *, model_id: str, inference_job_id: s
 
 
 def predict_image(
-    ws: Workspace,
+    ws: WorkspaceContext,
     model: ModelRecord | str,
     image: ImageRecord | str,
     *,
@@ -116,7 +116,7 @@ def predict_image(
     return InferenceResult(image_record.id, record.name, prediction, annotation_id, imgsz)
 
 
-def _insert_returning_id(ws: Workspace, rows: pa.Table) -> str:
+def _insert_returning_id(ws: WorkspaceContext, rows: pa.Table) -> str:
     from mleval.catalog.catalog import new_id
 
     annotation_id = new_id()

@@ -30,17 +30,24 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from mleval.catalog.catalog import Catalog, utc_now
-from mleval.catalog.replica import CATALOG_FILE, local_folder, open_catalog
+from mleval.catalog.catalog import utc_now
+from mleval.catalog.replica import CATALOG_FILE
 from mleval.cluster import ensure_ray, ray_is_running
+from mleval.context import WorkspaceAddress, WorkspaceContext, open_workspace_catalog
 from mleval.core.errors import CatalogBusyError, MlevalError
 from mleval.storage.blobs import BlobStore
 from mleval.storage.location import StorageLocation
+
+if TYPE_CHECKING:
+    from mleval.annotations import AnnotationCollection
+    from mleval.datasets import DatasetCollection
+    from mleval.images.collection import ImageCollection
+    from mleval.models.registry import ModelRegistry
 
 MARKER = "workspace.json"
 FORMAT = "mleval-workspace"
@@ -79,14 +86,15 @@ def _write_marker(location: StorageLocation) -> None:
 
 
 class Workspace:
-    """A folder (or object-store prefix) of images, annotations, models and results, with the API over them."""
+    """A folder (or object-store prefix) of images, annotations, models and results, with the API over them.
+
+    The facade on top: it composes a :class:`~mleval.context.WorkspaceContext` (catalog, blobs and
+    the record services) with the orchestration (inference, training, evaluation, deployment);
+    no module under it imports it."""
 
     def __init__(self, root: Path | StorageLocation, catalog: Any, blobs: BlobStore, *,
                  catalog_dir: str | Path | None = None):
-        self.location = StorageLocation.parse(root)
-        self.catalog = catalog
-        self.blobs = blobs
-        self._catalog_dir = catalog_dir
+        self.context = WorkspaceContext(root, catalog, blobs, catalog_dir=catalog_dir)
 
     @classmethod
     def open(cls, path_or_uri: str | Path | StorageLocation, *, ray_address: str | None = None,
@@ -112,20 +120,50 @@ class Workspace:
         if ray_address is not None:
             ensure_ray(ray_address)
         try:
-            catalog = _open_catalog(location, catalog_dir)
+            catalog = open_workspace_catalog(location, catalog_dir)
         except CatalogBusyError:
             if ray_address is not None or ray_is_running() or not _join_owner(location):
                 raise
-            catalog = _open_catalog(location, catalog_dir)
+            catalog = open_workspace_catalog(location, catalog_dir)
         return cls(location, catalog, blobs, catalog_dir=catalog_dir)
+
+    @property
+    def location(self) -> StorageLocation:
+        return self.context.location
+
+    @property
+    def address(self) -> WorkspaceAddress:
+        """Where the workspace is, as Ray workers receive it (picklable; ``.open()`` in a worker)."""
+        return self.context.address
+
+    @property
+    def catalog(self) -> Any:
+        return self.context.catalog
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self.context.blobs
+
+    @property
+    def images(self) -> ImageCollection:
+        return self.context.images
+
+    @property
+    def datasets(self) -> DatasetCollection:
+        return self.context.datasets
+
+    @property
+    def annotations(self) -> AnnotationCollection:
+        return self.context.annotations
+
+    @property
+    def models(self) -> ModelRegistry:
+        return self.context.models
 
     @property
     def root(self) -> Path:
         """The workspace folder on this machine (local workspaces only; see :attr:`location`)."""
-        if self.location.local_path is None:
-            raise MlevalError(f"the workspace {self.location} is on an object store and has no local folder: use "
-                              "ws.location (a StorageLocation) to reach its files, ws.scratch_dir() for local files.")
-        return self.location.local_path
+        return self.context.root
 
     @property
     def catalog_path(self) -> Path:
@@ -137,15 +175,11 @@ class Workspace:
 
     @property
     def uses_catalog_owner(self) -> bool:
-        return not isinstance(self.catalog, Catalog)
+        return self.context.uses_catalog_owner
 
     def scratch_dir(self, *parts: str) -> Path:
-        """A folder on this machine's disk for files derived from the workspace (created): under
-        ``cache/`` in a local workspace's folder, under the workspace's local cache folder otherwise."""
-        base = self.root / "cache" if self.location.is_local else local_folder(self.location) / "cache"
-        folder = base.joinpath(*parts)
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+        """A folder on this machine's disk for files derived from the workspace (created)."""
+        return self.context.scratch_dir(*parts)
 
     def checkpoint(self) -> bool:
         """Upload the catalog to the object store now if it changed (also done every 30 s, and on
@@ -155,34 +189,7 @@ class Workspace:
 
     def attach_ray(self, address: str | None = None) -> None:
         """Connect to Ray (starting a local one if needed) and hand the catalog to its owner actor."""
-        ensure_ray(address)
-        if not self.uses_catalog_owner:
-            self.catalog.close()
-            self.catalog = _open_catalog(self.location, self._catalog_dir)
-
-    @cached_property
-    def images(self):
-        from mleval.images.collection import ImageCollection
-
-        return ImageCollection(self)
-
-    @cached_property
-    def datasets(self):
-        from mleval.datasets import DatasetCollection
-
-        return DatasetCollection(self)
-
-    @cached_property
-    def annotations(self):
-        from mleval.annotations import AnnotationCollection
-
-        return AnnotationCollection(self)
-
-    @cached_property
-    def models(self):
-        from mleval.models.registry import ModelRegistry
-
-        return ModelRegistry(self)
+        self.context.attach_ray(address)
 
     def predict(self, model: Any, image: Any, *, conf: float = 0.25, imgsz: int | None = None, store: bool = True):
         """Run ``model`` (record or name) on one image; its detections are stored as a model
@@ -190,7 +197,7 @@ class Workspace:
         is the model's own input size (the one it was trained at)."""
         from mleval.prediction import predict_image
 
-        return predict_image(self, model, image, conf=conf, imgsz=imgsz, store=store)
+        return predict_image(self.context, model, image, conf=conf, imgsz=imgsz, store=store)
 
     def assist(self, image: Any, *, model: Any = "sam2.1_t", points: Any = None, box: Any = None,
                label: str = "object", user_tag: str | None = None):
@@ -198,14 +205,14 @@ class Workspace:
         ``generated`` annotation. Returns a Proposal with ``.accept()`` / ``.reject()``."""
         from mleval.assist import assist
 
-        return assist(self, image, model=model, points=points, box=box, label=label, user_tag=user_tag)
+        return assist(self.context, image, model=model, points=points, box=box, label=label, user_tag=user_tag)
 
     def prelabel(self, images: Any, model: Any, *, conf: float = 0.25, imgsz: int | None = None):
         """A detector proposes boxes on each image, stored as ``generated`` annotations to accept or
         reject (``imgsz`` None: the model's own input size)."""
         from mleval.assist import prelabel
 
-        return prelabel(self, images, model, conf=conf, imgsz=imgsz)
+        return prelabel(self.context, images, model, conf=conf, imgsz=imgsz)
 
     def infer(
         self,
@@ -244,7 +251,7 @@ class Workspace:
             import ray
 
             use_gpu = ray.cluster_resources().get("GPU", 0) > 0
-        return start_inference(self, record.id, image_ids, conf=conf, batch_size=batch_size, imgsz=imgsz,
+        return start_inference(self.context, record.id, image_ids, conf=conf, batch_size=batch_size, imgsz=imgsz,
                                concurrency=concurrency, use_gpu=use_gpu)
 
     def train(self, base_model: Any, dataset: Any, *, hyperparameters: dict, workers: int = 1,
@@ -265,7 +272,7 @@ class Workspace:
             import ray
 
             use_gpu = ray.cluster_resources().get("GPU", 0) > 0
-        return start_training(self, base_model, dataset, hyperparameters=hyperparameters, workers=workers,
+        return start_training(self.context, base_model, dataset, hyperparameters=hyperparameters, workers=workers,
                               use_gpu=use_gpu, name=name, placement_strategy=placement_strategy)
 
     def evaluate(self, model: Any, dataset: Any, *, split: str = "test", iou_type: str = "bbox",
@@ -279,15 +286,17 @@ class Workspace:
         prompts, mask IoU)."""
         from mleval.evaluation.runs import evaluate
 
-        return evaluate(self, model, dataset, split=split, iou_type=iou_type, conf=conf, imgsz=imgsz, key=key,
-                        batch_size=batch_size, timeout_s=timeout_s, class_map=class_map, progress=progress)
+        return evaluate(self.context, model, dataset, split=split, iou_type=iou_type, conf=conf, imgsz=imgsz,
+                        key=key, batch_size=batch_size, timeout_s=timeout_s, class_map=class_map, progress=progress,
+                        infer=self.infer)
 
     def compare(self, models: Any, dataset: Any, *, split: str = "test", refresh: bool = False,
                 progress: Any = True, **evaluate_options: Any):
         """Leaderboard of several models on one dataset split (reusing stored runs unless ``refresh``)."""
         from mleval.evaluation.compare import compare
 
-        return compare(self, models, dataset, split=split, refresh=refresh, progress=progress, **evaluate_options)
+        return compare(self.context, models, dataset, split=split, refresh=refresh, progress=progress,
+                       infer=self.infer, **evaluate_options)
 
     def lineage(self, x: Any):
         """Where ``x`` came from: a deployment, model, job or evaluation run (record, handle, name
@@ -295,14 +304,14 @@ class Workspace:
         Returns a Lineage (``.to_arrow()`` with columns kind, id, name, detail; a table in a notebook)."""
         from mleval.lineage import lineage_of
 
-        return lineage_of(self, x)
+        return lineage_of(self.context, x)
 
     @cached_property
     def evaluations(self):
         """Stored evaluation runs: ``.list()``, ``.load(key)``, ``.delete(key)``, ``.metrics(...)``."""
-        from mleval.evaluation.runs import EvaluationRunCollection
+        from mleval.evaluation.run_store import EvaluationRunCollection
 
-        return EvaluationRunCollection(self)
+        return EvaluationRunCollection(self.context)
 
     def deploy(self, model: Any, **options: Any):
         """Deploy ``model`` as an HTTP endpoint on Ray Serve (``POST /<name>/predict``, ``/docs``,
@@ -310,21 +319,21 @@ class Workspace:
         running one in place; ``.rollback()`` returns to the previous version. See ``mleval.deploy.deploy``."""
         from mleval.deploy import deploy
 
-        return deploy(self, model, **options)
+        return deploy(self.context, model, **options)
 
     @cached_property
     def deployments(self):
         """Deployed endpoints: ``.list(status=None)``, ``.get(name, version=None)``."""
         from mleval.deploy import DeploymentCollection
 
-        return DeploymentCollection(self)
+        return DeploymentCollection(self.context)
 
     def import_dataset(self, path: str | Path, *, format: str, name: str, split: str | None = None, **options: Any):
         """Import a COCO / YOLO / Pascal VOC dataset: images, annotations and splits, into
         dataset ``name``. Returns a report; bad items are listed, the rest imported."""
         from mleval.interchange import import_dataset
 
-        return import_dataset(self, path, format=format, name=name, split=split, **options)
+        return import_dataset(self.context, path, format=format, name=name, split=split, **options)
 
     def export(self, *, dataset: Any, format: str, path: str | Path, include_predictions: bool = False,
                model: Any = None, split: str | None = None, **options: Any):
@@ -332,7 +341,7 @@ class Workspace:
         to a folder or a .zip."""
         from mleval.interchange import export_dataset
 
-        return export_dataset(self, dataset=dataset, format=format, path=path,
+        return export_dataset(self.context, dataset=dataset, format=format, path=path,
                               include_predictions=include_predictions, model=model, split=split, **options)
 
     def check(self, *, hash_sample: int = 100):
@@ -389,11 +398,3 @@ def _join_owner(location: StorageLocation) -> bool:
         return True
     ray.shutdown()
     return False
-
-
-def _open_catalog(location: StorageLocation, catalog_dir: str | Path | None) -> Any:
-    if ray_is_running():
-        from mleval.catalog.owner import connect_owner
-
-        return connect_owner(location, catalog_dir)
-    return open_catalog(location, catalog_dir)

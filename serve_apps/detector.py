@@ -35,11 +35,11 @@ from ray import serve
 from starlette.datastructures import UploadFile
 
 from mleval.cluster import http_ingress
+from mleval.context import WorkspaceAddress
 from mleval.deploy.keys import hash_api_key, key_table
 from mleval.deploy.limits import KeyRateLimiter, parse_rate_limit, retry_after_header
 from mleval.deploy.monitor import get_collector
 from mleval.deploy.schemas import ErrorResponse, HealthResponse, PredictJSONRequest, PredictResponse, Timings
-from mleval.storage.location import StorageLocation
 from serve_apps.model_thread import ModelThread, predict_images
 
 logger = logging.getLogger("mleval.serve")
@@ -200,18 +200,15 @@ def _decode(data: bytes, max_pixels: int) -> np.ndarray:
 @serve.deployment(name="Model", max_ongoing_requests=32, graceful_shutdown_timeout_s=30)
 @serve.ingress(api)
 class ModelServer:
-    def __init__(self, workspace_path: str | StorageLocation, deployment_name: str):
-        from mleval.workspace import Workspace
-
-        self._ws = Workspace.open(workspace_path)
-        self._workspace_path = workspace_path
+    def __init__(self, workspace: WorkspaceAddress, deployment_name: str):
+        self._ws = workspace.open()
         self._name = deployment_name
         self._serving: _Serving | None = None
         self._keys: dict[str, str] = {}
         self._keys_loaded_at = 0.0
         self._keys_lock = asyncio.Lock()
         self._events: list[tuple] = []
-        self._collector = get_collector(workspace_path, deployment_name)
+        self._collector = get_collector(workspace, deployment_name)
         self._background: asyncio.Task | None = None
         # Every torch call runs on the model thread, on as many torch threads as the replica has CPUs.
         self._model = ModelThread(int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0)))
@@ -374,14 +371,14 @@ class ModelServer:
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
-def build_app(*, workspace_path: str | StorageLocation, deployment_name: str, config: dict[str, Any],
+def build_app(*, workspace: WorkspaceAddress, deployment_name: str, config: dict[str, Any],
               replicas: int = 1, autoscaling: dict | None = None, gpu: bool = False, cpus_per_replica: float = 1.0):
     """The Serve application of one version. The deployment's ``version`` stays the same across
     model versions, so Serve updates running replicas in place through ``reconfigure``."""
     from mleval import __version__
 
     resources = {"num_cpus": cpus_per_replica, "num_gpus": 1 if gpu else 0}
-    identity = hashlib.sha1(repr((__version__, str(workspace_path), deployment_name, sorted(resources.items())))
+    identity = hashlib.sha1(repr((__version__, str(workspace.location), deployment_name, sorted(resources.items())))
                             .encode()).hexdigest()[:12]
     options: dict[str, Any] = {
         "user_config": config, "ray_actor_options": resources,
@@ -396,7 +393,7 @@ def build_app(*, workspace_path: str | StorageLocation, deployment_name: str, co
     # (ray/serve/_private/client.py); without a stable one every serve.run restarts the replicas
     # instead of calling reconfigure() on them.
     deployment._version = identity
-    return deployment.bind(workspace_path, deployment_name)
+    return deployment.bind(workspace, deployment_name)
 
 
 def app_builder(args: dict[str, Any]):
@@ -412,6 +409,6 @@ def app_builder(args: dict[str, Any]):
         raise ValueError(f"app_builder needs the argument {missing}: the workspace (folder or URI) and the model "
                          "name.") from None
     ws = Workspace.open(workspace)
-    prepared = prepare_version(ws, model, **args)
-    return build_app(workspace_path=ws.location, deployment_name=prepared.name, config=prepared.config,
+    prepared = prepare_version(ws.context, model, **args)
+    return build_app(workspace=ws.address, deployment_name=prepared.name, config=prepared.config,
                      **prepared.serve_options)

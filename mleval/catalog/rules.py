@@ -310,6 +310,16 @@ ENTITY_OF_TABLE = {
 }
 
 
+def check_split(split: str) -> str:
+    """``split`` when it is a dataset split (train, validation, test); ValidationError otherwise."""
+    if split not in tuple(DatasetSplit):
+        raise ValidationError(
+            "image.dataset_split_valid",
+            f"split must be one of: {', '.join(DatasetSplit)}; got {split!r}.",
+        )
+    return split
+
+
 def check_transition(entity: str, current: str, requested: str) -> None:
     """Raise :class:`TransitionError` unless the entity's state machine allows ``current -> requested``."""
     field, graph = TRANSITIONS[entity]

@@ -177,3 +177,7 @@ class RecordList(list, Generic[R]):
 def _short(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def image_id_of(image: ImageRecord | str) -> str:
+    return image.id if isinstance(image, ImageRecord) else str(image)

@@ -17,9 +17,12 @@ from mleval.deploy.keys import key_entry, new_api_key
 from mleval.deploy.limits import parse_rate_limit
 
 if TYPE_CHECKING:
-    from mleval.workspace import Workspace
+    from mleval.context import WorkspaceContext
 
 MiB = 1024 * 1024
+# The Serve application, named by its import path as Serve's own configs name it ("module:attribute"):
+# the library does not import the endpoint's code, which depends on it.
+SERVE_APP_BUILDER = "serve_apps.detector:build_app"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _SERVING_KEYS = ("imgsz", "conf", "rate_limit", "max_batch_size", "batch_wait_timeout_s", "max_upload_bytes",
                  "max_pixels")
@@ -105,7 +108,7 @@ def _serving(record: DeploymentRecord) -> PreparedVersion:
 
 
 def prepare_version(
-    ws: Workspace,
+    ws: WorkspaceContext,
     model: Any,
     *,
     name: str | None = None,
@@ -171,20 +174,27 @@ def prepare_version(
     return _serving(_parsed(ws.catalog.get("deployments", row_id)))
 
 
-def _launch(ws: Workspace, row_id: str) -> DeploymentHandle:
+def serve_app_builder(import_path: str = SERVE_APP_BUILDER) -> Any:
+    """The callable that ``import_path`` ("package.module:attribute") names."""
+    import importlib
+
+    module, _, attribute = import_path.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def _launch(ws: WorkspaceContext, row_id: str) -> DeploymentHandle:
     """Run (or update in place) the Serve application of the version in ``row_id``; the version
     that served before becomes inactive once this one answers."""
     from ray import serve
 
-    from serve_apps.detector import build_app
-
+    build_app = serve_app_builder()
     record = _parsed(ws.catalog.get("deployments", row_id))
     prepared = _serving(record)
     configuration = record.configuration
     try:
         serve.start(http_options={"host": configuration["host"], "port": int(configuration["port"])})
         _check_http_options(configuration["host"], int(configuration["port"]))
-        app = build_app(workspace_path=ws.location, deployment_name=record.name, config=prepared.config,
+        app = build_app(workspace=ws.address, deployment_name=record.name, config=prepared.config,
                         **prepared.serve_options)
         serve.run(app, name=record.name, route_prefix=configuration["route_prefix"], blocking=False)
     except Exception as error:
@@ -211,7 +221,7 @@ def _check_http_options(host: str, port: int) -> None:
             "(ray.serve.shutdown()) to listen elsewhere.")
 
 
-def _activate(ws: Workspace, record: DeploymentRecord) -> None:
+def _activate(ws: WorkspaceContext, record: DeploymentRecord) -> None:
     if ws.catalog.get("deployments", record.id)["status"] != DeploymentStatus.ACTIVE:
         ws.catalog.update("deployments", record.id, {"status": DeploymentStatus.ACTIVE.value})
     for row in ws.catalog.query_rows("SELECT id FROM deployments WHERE name = ? AND status = 'active' AND id <> ?",
@@ -220,7 +230,7 @@ def _activate(ws: Workspace, record: DeploymentRecord) -> None:
 
 
 def deploy(
-    ws: Workspace,
+    ws: WorkspaceContext,
     model: Any,
     *,
     name: str | None = None,
@@ -269,7 +279,7 @@ class DeploymentHandle:
 
     lineage_kind = "deployment"  # what ws.lineage traces it as
 
-    def __init__(self, ws: Workspace, row_id: str):
+    def __init__(self, ws: WorkspaceContext, row_id: str):
         self._ws = ws
         self.id = str(row_id)
 
@@ -341,7 +351,7 @@ class DeploymentHandle:
 
             from mleval.deploy.monitor import get_collector
 
-            collector = get_collector(self._ws.location, self.name)
+            collector = get_collector(self._ws.address, self.name)
             return ray.get(collector.summary.remote(self.id, self.version))
         return (self.record.performance_monitoring or {}).get("summary") or {}
 
@@ -351,7 +361,7 @@ class DeploymentHandle:
 
         from mleval.deploy.monitor import get_collector
 
-        ray.get(get_collector(self._ws.location, self.name).persist.remote())
+        ray.get(get_collector(self._ws.address, self.name).persist.remote())
 
     # -- lifecycle -------------------------------------------------------------------------
     def rollback(self) -> DeploymentHandle:
@@ -410,13 +420,13 @@ class DeploymentHandle:
                 f"<a href='{url}/docs' target='_blank'>API docs</a><table>{body}</table>")
 
 
-def list_deployments(ws: Workspace, *, status: str | None = None) -> RecordList[DeploymentRecord]:
+def list_deployments(ws: WorkspaceContext, *, status: str | None = None) -> RecordList[DeploymentRecord]:
     """Every version of every deployment, newest first, optionally of one status."""
     sql = "SELECT * FROM deployments" + (" WHERE status = ?" if status else "") + " ORDER BY created_at DESC"
     return RecordList(_parsed(r) for r in ws.catalog.query_rows(sql, [status] if status else []))
 
 
-def get_deployment(ws: Workspace, name: str, *, version: str | None = None) -> DeploymentHandle:
+def get_deployment(ws: WorkspaceContext, name: str, *, version: str | None = None) -> DeploymentHandle:
     """The active version of ``name`` (or the newest), or the given ``version``."""
     rows = [_parsed(r) for r in ws.catalog.query_rows(
         "SELECT * FROM deployments WHERE name = ? ORDER BY created_at DESC", [name])]
@@ -432,7 +442,7 @@ def get_deployment(ws: Workspace, name: str, *, version: str | None = None) -> D
 class DeploymentCollection:
     """``ws.deployments``: ``.list(status=None)``, ``.get(name, version=None)``."""
 
-    def __init__(self, ws: Workspace):
+    def __init__(self, ws: WorkspaceContext):
         self._ws = ws
 
     def list(self, *, status: str | None = None) -> RecordList[DeploymentRecord]:

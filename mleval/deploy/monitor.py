@@ -14,6 +14,7 @@ from mleval.cluster import NAMESPACE
 from mleval.deploy.stats import DeploymentStats
 
 if TYPE_CHECKING:
+    from mleval.context import WorkspaceAddress
     from mleval.storage.location import StorageLocation
 
 logger = logging.getLogger("mleval.deploy")
@@ -36,8 +37,8 @@ def _parse(value: Any) -> Any:
 
 
 class MetricsCollector:
-    def __init__(self, workspace_path: str | StorageLocation, deployment_name: str, persist_every_s: float = PERSIST_EVERY_S):
-        self._path = workspace_path
+    def __init__(self, workspace: WorkspaceAddress, deployment_name: str, persist_every_s: float = PERSIST_EVERY_S):
+        self._address = workspace
         self._name = deployment_name
         self._lock = threading.Lock()
         self._stats: dict[str, DeploymentStats] = {}
@@ -49,9 +50,7 @@ class MetricsCollector:
 
     def _workspace(self):
         if self._ws is None:
-            from mleval.workspace import Workspace
-
-            self._ws = Workspace.open(self._path)
+            self._ws = self._address.open()
         return self._ws
 
     def _stats_of(self, row_id: str, version: str) -> DeploymentStats:
@@ -113,14 +112,14 @@ class MetricsCollector:
                 logger.warning("persisting deployment metrics failed: %s", error)
 
 
-def get_collector(workspace_path: str | StorageLocation, deployment_name: str):
+def get_collector(workspace: WorkspaceAddress, deployment_name: str):
     """The collector actor of ``deployment_name``, started if needed (needs Ray connected)."""
     import ray
 
     return ray.remote(MetricsCollector).options(
-        name=collector_name(workspace_path, deployment_name), namespace=NAMESPACE, lifetime="detached",
+        name=collector_name(workspace.location, deployment_name), namespace=NAMESPACE, lifetime="detached",
         get_if_exists=True, num_cpus=0, max_restarts=-1, max_concurrency=4,
-    ).remote(workspace_path, deployment_name)
+    ).remote(workspace, deployment_name)
 
 
 def kill_collector(workspace_path: str | StorageLocation, deployment_name: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -10,12 +10,14 @@ import pyarrow as pa
 
 from mleval.core.errors import ValidationError
 from mleval.core.progress import Progress, ProgressOption, check_progress
-from mleval.evaluation.runs import EvaluationRun, _fmt, _html_table, evaluate, list_runs, load_run
+from mleval.evaluation.run_store import EvaluationRun, format_value, html_table, list_runs, load_run
+from mleval.evaluation.runs import evaluate
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mleval.workspace import Workspace
+    from mleval.context import WorkspaceContext
+    from mleval.jobs.handle import JobHandle
 
 # leaderboard column -> summary key; all higher-is-better except ms_per_image
 LEADERBOARD_METRICS = {"mAP50_95": "mAP50_95", "mAP50": "mAP50", "precision": "precision", "recall": "recall",
@@ -55,23 +57,24 @@ class Comparison:
         for row in self.leaderboard.to_pylist():
             cells = []
             for c in columns:
-                text = escape(_fmt(row[c]))
+                text = escape(format_value(row[c]))
                 cells.append(f"<td><b>{text}</b></td>" if self.best.get(c) == row["model"] else f"<td>{text}</td>")
             body += "<tr>" + "".join(cells) + "</tr>"
         return (f"<b>{escape(self.dataset)} / {escape(self.split)}</b>: {len(self.runs)} models (best in bold)"
                 f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
                 f"<p>Per-class AP50-95 (deltas against {escape(self.runs[0].model)})</p>"
-                f"{_html_table(self.per_class_ap)}")
+                f"{html_table(self.per_class_ap)}")
 
 
 def compare(
-    ws: Workspace,
+    ws: WorkspaceContext,
     models: Sequence[Any],
     dataset: Any,
     *,
     split: str = "test",
     refresh: bool = False,
     progress: ProgressOption = True,
+    infer: Callable[..., JobHandle] | None = None,
     **evaluate_options: Any,
 ) -> Comparison:
     """Evaluate each of ``models`` (records or names) on ``split`` of ``dataset`` and compare them.
@@ -81,7 +84,8 @@ def compare(
     on the same dataset, split, ``iou_type`` and input size (and ``conf``/``class_map`` when
     given) is reused unless ``refresh=True``; otherwise ``evaluate`` runs with
     ``evaluate_options`` (``iou_type``, ``conf``, ``imgsz``, ``class_map``, ``batch_size``,
-    ``timeout_s``). ``progress``: a bar over the models (False for none, or a callable).
+    ``timeout_s``; ``infer`` runs batch inference where predictions are missing, see ``evaluate``).
+    ``progress``: a bar over the models (False for none, or a callable).
     """
     check_progress(progress)
     if "key" in evaluate_options:
@@ -100,7 +104,7 @@ def compare(
                 run = record
             else:
                 run = None if refresh else _stored_run(ws, record, ds, split, evaluate_options)
-                run = run or evaluate(ws, record, ds, split=split, progress=False, **evaluate_options)
+                run = run or evaluate(ws, record, ds, split=split, progress=False, infer=infer, **evaluate_options)
             runs.append(run)
             bar.update_to(done + 1)
     return comparison_of(runs)
@@ -144,7 +148,7 @@ def _per_class_ap(runs: Sequence[EvaluationRun]) -> pa.Table:
     return pa.table({k: pa.array(v, pa.string() if k == "class_name" else pa.float64()) for k, v in columns.items()})
 
 
-def _stored_run(ws: Workspace, record: Any, ds: Any, split: str, options: dict) -> EvaluationRun | None:
+def _stored_run(ws: WorkspaceContext, record: Any, ds: Any, split: str, options: dict) -> EvaluationRun | None:
     """The model's latest run on this dataset split made with the same iou_type and input size (the
     model's own unless ``imgsz`` is given), and the same conf/class_map when given."""
     from mleval.models.settings import imgsz_for

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from mleval.evaluation.compare import Comparison
-    from mleval.evaluation.runs import EvaluationRun
+    from mleval.evaluation.run_store import EvaluationRun
 
 
 def _figure(width: float = 6.4, height: float = 4.8) -> Figure:

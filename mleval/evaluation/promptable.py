@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mleval.core.errors import ValidationError
-from mleval.evaluation.runs import EvaluationRun, _Object, _store, _timing
+from mleval.evaluation.run_store import EvaluationRun, GroundTruthObject, store_run, timing_summary
 
 if TYPE_CHECKING:
     from mleval.core.records import DatasetRecord, ModelRecord
-    from mleval.workspace import Workspace
+    from mleval.context import WorkspaceContext
 
 
-def evaluate_promptable(ws: Workspace, record: ModelRecord, ds: DatasetRecord, split: str, key: str,
-                        images: list[dict], objects: list[_Object], batch_size: int, *,
+def evaluate_promptable(ws: WorkspaceContext, record: ModelRecord, ds: DatasetRecord, split: str, key: str,
+                        images: list[dict], objects: list[GroundTruthObject], batch_size: int, *,
                         stored: dict | None = None) -> EvaluationRun:
     """Every non-crowd ground-truth object with a mask: its box is the prompt, its mask the answer key.
     ``stored``: what the run row records beside the results (``imgsz``, ``snapshot_id``)."""
@@ -26,7 +26,7 @@ def evaluate_promptable(ws: Workspace, record: ModelRecord, ds: DatasetRecord, s
     from mleval.images.decode import decode_rgb
 
     sizes = {i["id"]: (i["height"], i["width"]) for i in images}
-    by_image: dict[str, list[_Object]] = {}
+    by_image: dict[str, list[GroundTruthObject]] = {}
     skipped = 0
     for o in objects:
         h, w = sizes[o.image_id]
@@ -62,10 +62,10 @@ def evaluate_promptable(ws: Workspace, record: ModelRecord, ds: DatasetRecord, s
         return {"mean_iou": float(v.mean()), "recall50": float((v >= 0.5).mean()),
                 "recall75": float((v >= 0.75).mean()), "num_gt": int(keep.sum())}
 
-    summary = {**scores(np.ones(len(ious), bool)), **_timing(predictions), "num_images": len(by_image),
+    summary = {**scores(np.ones(len(ious), bool)), **timing_summary(predictions), "num_images": len(by_image),
                "skipped_ground_truths": skipped}
     per_class = [{"class_name": n, **scores(labels_arr == n)} for n in dict.fromkeys(labels)]
     config = {"model": record.name, "dataset": ds.name, "split": split, "iou_type": "segm",
               "prompts": "ground-truth boxes", "batch_size": batch_size}
     results = {"per_class": per_class}
-    return _store(ws, record, ds, split, "segm", key, config, summary, results, None, None, **(stored or {}))
+    return store_run(ws, record, ds, split, "segm", key, config, summary, results, None, None, **(stored or {}))

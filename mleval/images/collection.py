@@ -6,9 +6,8 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mleval.core.enums import DatasetSplit
-from mleval.core.errors import ValidationError
-from mleval.core.records import ImageRecord, RecordList
+from mleval.catalog.rules import check_split
+from mleval.core.records import ImageRecord, RecordList, image_id_of
 from mleval.core.progress import Progress, ProgressOption, check_progress
 from mleval.images.ingest import UploadReport, collect_sources, upload_images
 from mleval.images.probe import DEFAULT_MAX_PIXELS
@@ -16,25 +15,16 @@ from mleval.images.probe import DEFAULT_MAX_PIXELS
 if TYPE_CHECKING:
     from PIL import Image
 
-    from mleval.workspace import Workspace
+    from mleval.datasets import DatasetCollection
+    from mleval.stores import WorkspaceStores
 
-
-def image_id_of(image: ImageRecord | str) -> str:
-    return image.id if isinstance(image, ImageRecord) else str(image)
-
-
-def check_split(split: str) -> str:
-    if split not in tuple(DatasetSplit):
-        raise ValidationError(
-            "image.dataset_split_valid",
-            f"split must be one of: {', '.join(DatasetSplit)}; got {split!r}.",
-        )
-    return split
+__all__ = ["ImageCollection", "check_split", "image_id_of"]
 
 
 class ImageCollection:
-    def __init__(self, workspace: Workspace):
-        self._ws = workspace
+    def __init__(self, stores: WorkspaceStores, datasets: DatasetCollection):
+        self._ws = stores
+        self._datasets = datasets
 
     def upload(
         self,
@@ -58,7 +48,7 @@ class ImageCollection:
         """
         check_split(split)
         check_progress(progress)
-        dataset_id = self._ws.datasets.get(dataset).id if dataset is not None else None
+        dataset_id = self._datasets.get(dataset).id if dataset is not None else None
         listed = collect_sources(sources)
         with Progress(progress, total=len(listed), desc=f"upload to {split}", unit="file") as bar:
             return upload_images(
@@ -87,7 +77,7 @@ class ImageCollection:
             params.append(check_split(split))
         if dataset is not None:
             where.append("id IN (SELECT image_id FROM dataset_images WHERE dataset_id = ?)")
-            params.append(self._ws.datasets.get(dataset).id)
+            params.append(self._datasets.get(dataset).id)
         sql = "SELECT * FROM images" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY upload_timestamp, filename, id"
         if limit is not None:

@@ -26,7 +26,7 @@ from mleval.formats._files import IMAGE_SUFFIXES
 from mleval.formats.records import normalize_split
 
 if TYPE_CHECKING:
-    from mleval.workspace import Workspace
+    from mleval.context import WorkspaceContext
 
 __all__ = ["ExportReport", "export_dataset"]
 
@@ -61,7 +61,7 @@ class ExportReport:
 
 
 def export_dataset(
-    ws: Workspace,
+    ws: WorkspaceContext,
     *,
     dataset: Any,
     format: str,
@@ -108,7 +108,7 @@ def export_dataset(
     return report
 
 
-def _catalog_images(ws: Workspace, dataset_id: str, split: str | None) -> dict[str, LabelledImage]:
+def _catalog_images(ws: WorkspaceContext, dataset_id: str, split: str | None) -> dict[str, LabelledImage]:
     """The dataset's images (upload order) as LabelledImages without objects, by image id, with
     file names made unique per split (two uploads may share a name)."""
     sql = (
@@ -149,7 +149,7 @@ def _file_name(filename: str, image_format: str, image_id: str, split: str, take
 
 
 def _attach_objects(
-    ws: Workspace,
+    ws: WorkspaceContext,
     images: dict[str, LabelledImage],
     dataset_id: str,
     split: str | None,
@@ -195,7 +195,7 @@ def _segment_box(segment: dict) -> tuple[float, float, float, float]:
     return masks.rle_bbox_xyxy(segment["rle"]) if "rle" in segment else masks.polygons_bbox_xyxy(segment["polygons"])
 
 
-def _workspace_categories(ws: Workspace) -> list[str]:
+def _workspace_categories(ws: WorkspaceContext) -> list[str]:
     """Every ground-truth label of the workspace, in first-appearance order (see module docstring)."""
     sql = f"""
         WITH objects AS (
@@ -210,7 +210,7 @@ def _workspace_categories(ws: Workspace) -> list[str]:
 
 
 def _write_predictions(
-    ws: Workspace,
+    ws: WorkspaceContext,
     labelled: LabelledDataset,
     images: dict[str, LabelledImage],
     dataset_id: str,

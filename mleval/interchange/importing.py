@@ -25,7 +25,7 @@ from mleval.formats.records import normalize_split
 from mleval.images.ingest import CHUNK_FILES, UploadSource, upload_images
 
 if TYPE_CHECKING:
-    from mleval.workspace import Workspace
+    from mleval.context import WorkspaceContext
 
 __all__ = ["ImportReport", "import_dataset"]
 
@@ -60,7 +60,7 @@ class ImportReport:
 
 
 def import_dataset(
-    ws: Workspace,
+    ws: WorkspaceContext,
     path: str | Path,
     *,
     format: str,
@@ -98,7 +98,7 @@ def import_dataset(
 
 
 def _upload(
-    ws: Workspace, images: list[LabelledImage], fallback_split: str, dataset_id: str, report: ImportReport,
+    ws: WorkspaceContext, images: list[LabelledImage], fallback_split: str, dataset_id: str, report: ImportReport,
     bar: Progress,
 ) -> list[str | None]:
     """Upload every image into its split; returns each image's id (None where the upload failed)."""
@@ -142,7 +142,7 @@ def _upload(
 
 
 def _report_moved(
-    ws: Workspace, duplicates: dict[int, str], split: str, images: list[LabelledImage], report: ImportReport
+    ws: WorkspaceContext, duplicates: dict[int, str], split: str, images: list[LabelledImage], report: ImportReport
 ) -> None:
     """Images already in the workspace stay in their split (moving them would change other datasets)."""
     table = ws.catalog.query("SELECT id, dataset_split FROM images WHERE id IN (SELECT unnest(?::UUID[]))",
@@ -184,7 +184,7 @@ def _source(image: LabelledImage) -> UploadSource:
 
 
 def _annotation_rows(
-    ws: Workspace,
+    ws: WorkspaceContext,
     labelled: LabelledDataset,
     image_ids: list[str | None],
     user_tag: str | None,
@@ -272,7 +272,7 @@ def _annotation_rows(
 
 
 def _catalog_state(
-    ws: Workspace, image_ids: list[str | None], user_tag: str | None
+    ws: WorkspaceContext, image_ids: list[str | None], user_tag: str | None
 ) -> tuple[dict[str, tuple[int, int]], set[str]]:
     """(width, height) of each image as the catalog has it (upright), and the images that already
     hold ground truth with ``user_tag``."""

@@ -11,7 +11,7 @@ from mleval.core.errors import MlevalError
 from mleval.core.progress import Progress, ProgressOption, check_progress
 
 if TYPE_CHECKING:
-    from mleval.workspace import Workspace
+    from mleval.context import WorkspaceContext
 
 TERMINAL = (JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value)
 
@@ -52,7 +52,7 @@ class JobHandle:
     """``.status``, ``.progress`` (0-100), ``.logs``, ``.wait()``, ``.result()``, ``.cancel()`` of a
     catalog job row."""
 
-    def __init__(self, ws: Workspace, table: str, job_id: str, runner: Any = None):
+    def __init__(self, ws: WorkspaceContext, table: str, job_id: str, runner: Any = None):
         self._ws = ws
         self.table = table
         self.id = str(job_id)
@@ -129,7 +129,7 @@ class JobHandle:
                                     "stopping is kept (see job.logs). Start it again for a result.")
         if self.table == "training_jobs":
             return self._ws.models.get(str(record["result_model_id"]))
-        from mleval.jobs.inference import job_predictions
+        from mleval.jobs.predictions import job_predictions
 
         return job_predictions(self._ws, self.id)
 

@@ -20,8 +20,7 @@ from mleval.core.errors import TransitionError
 from mleval.jobs.handle import JobHandle
 
 if TYPE_CHECKING:
-    from mleval.storage.location import StorageLocation
-    from mleval.workspace import Workspace
+    from mleval.context import WorkspaceAddress, WorkspaceContext
 
 PROGRESS_INTERVAL_S = 0.5
 
@@ -29,10 +28,8 @@ PROGRESS_INTERVAL_S = 0.5
 class PredictorActor:
     """Ray Data callable class: loads the model once, then predicts batches of image ids."""
 
-    def __init__(self, workspace: StorageLocation, model_id: str, imgsz: int, conf: float):
-        from mleval.workspace import Workspace
-
-        self._ws = Workspace.open(workspace)  # blobs read through the store's filesystem, rebuilt here
+    def __init__(self, workspace: WorkspaceAddress, model_id: str, imgsz: int, conf: float):
+        self._ws = workspace.open()  # blobs read through the store's filesystem, rebuilt here
         self._predictor = self._ws.models.load(model_id, imgsz=imgsz).predictor
         self._conf = conf
 
@@ -56,7 +53,7 @@ class PredictorActor:
 
 
 def start_inference(
-    ws: Workspace,
+    ws: WorkspaceContext,
     model_id: str,
     image_ids: list[str],
     *,
@@ -76,7 +73,7 @@ def start_inference(
         "id": job_id, "model_id": model_id, "target_images": image_ids, "status": JobStatus.QUEUED.value,
         "progress_percentage": 0.0, "created_at": utc_now(), "imgsz": imgsz, "metadata": {"settings": settings},
     }])
-    runner = ray.remote(num_cpus=0, max_retries=0)(run_inference_job).remote(ws.location, job_id, settings)
+    runner = ray.remote(num_cpus=0, max_retries=0)(run_inference_job).remote(ws.address, job_id, settings)
     return JobHandle(ws, "inference_jobs", job_id, runner)
 
 
@@ -89,11 +86,9 @@ def _pool_size(concurrency: int | None, use_gpu: bool, images: int, batch_size: 
     return max(1, min(wanted, -(-images // batch_size)))
 
 
-def run_inference_job(workspace: StorageLocation, job_id: str, settings: dict) -> None:
+def run_inference_job(workspace: WorkspaceAddress, job_id: str, settings: dict) -> None:
     """The driver task: runs the Ray Data pipeline and stores each batch as it lands."""
-    from mleval.workspace import Workspace
-
-    ws = Workspace.open(workspace)
+    ws = workspace.open()
     catalog = ws.catalog
     job = catalog.get("inference_jobs", job_id)
     image_ids = [str(i) for i in job["target_images"]]
@@ -114,7 +109,7 @@ def run_inference_job(workspace: StorageLocation, job_id: str, settings: dict) -
         raise
 
 
-def _run_pipeline(ws: Workspace, job_id: str, model_id: str, image_ids: list[str], settings: dict,
+def _run_pipeline(ws: WorkspaceContext, job_id: str, model_id: str, image_ids: list[str], settings: dict,
                   started: float) -> None:
     import ray
 
@@ -137,7 +132,7 @@ def _run_pipeline(ws: Workspace, job_id: str, model_id: str, image_ids: list[str
     dataset = ray.data.from_arrow([items.slice(start, block_rows) for start in range(0, items.num_rows, block_rows)])
     predictions = dataset.map_batches(
         PredictorActor,
-        fn_constructor_kwargs={"workspace": ws.location, "model_id": model_id,
+        fn_constructor_kwargs={"workspace": ws.address, "model_id": model_id,
                                "imgsz": settings["imgsz"], "conf": settings["conf"]},
         batch_size=settings["batch_size"],
         batch_format="pyarrow",
@@ -178,25 +173,3 @@ def _run_pipeline(ws: Workspace, job_id: str, model_id: str, image_ids: list[str
     catalog.append_log("inference_jobs", job_id, f"finished: {results}")
     catalog.update("inference_jobs", job_id, {"status": JobStatus.COMPLETED.value, "end_time": utc_now(),
                                               "progress_percentage": 100.0, "results": results})
-
-
-def job_predictions(ws: Workspace, job_id: str) -> pa.Table:
-    """An inference job's predictions, one row per object: ``image_id``, ``object_index`` (its place
-    in the image's detections), ``class_name``, ``score`` and ``box_xyxy`` (original-image pixels)."""
-    import pyarrow.compute as pc
-
-    rows = ws.catalog.query("SELECT image_id, boxes_xyxy, class_names, scores FROM predictions "
-                            "WHERE inference_job_id = ? AND error IS NULL ORDER BY image_id", [job_id])
-    names = rows.column("class_names")
-    parents = pc.list_parent_indices(names)
-    counts = pc.list_value_length(names).fill_null(0).to_numpy(zero_copy_only=False)
-    import numpy as np
-
-    starts = np.repeat(np.cumsum(counts) - counts, counts)
-    return pa.table({
-        "image_id": pc.take(rows.column("image_id"), parents),
-        "object_index": pa.array(np.arange(int(counts.sum())) - starts, pa.int32()),
-        "class_name": pc.list_flatten(names),
-        "score": pc.list_flatten(rows.column("scores")),
-        "box_xyxy": pc.list_flatten(rows.column("boxes_xyxy")),
-    })

@@ -16,7 +16,7 @@ from mleval.models.zoo import ZOO, zoo_entry
 
 if TYPE_CHECKING:
     from mleval.models.loading import LoadedModel
-    from mleval.workspace import Workspace
+    from mleval.stores import WorkspaceStores
 
 ZOO_VERSION = "1"
 _LOADED_CACHE_SIZE = 4
@@ -27,7 +27,7 @@ def model_id_of(model: ModelRecord | str) -> str:
 
 
 class ModelRegistry:
-    def __init__(self, workspace: Workspace):
+    def __init__(self, workspace: WorkspaceStores):
         self._ws = workspace
         self._seeded = False
         self._loaded: OrderedDict[tuple, LoadedModel] = OrderedDict()

@@ -161,7 +161,7 @@ def test_metrics_count_the_requests_made(served):
 
     from mleval.deploy.monitor import get_collector
 
-    ray.kill(get_collector(str(ws.root), dep.name), no_restart=False)
+    ray.kill(get_collector(ws.address, dep.name), no_restart=False)
     deadline = time.monotonic() + 60
     while True:
         try:

@@ -30,7 +30,7 @@ def shapes(ray_workspace, tmp_path):
 
 def test_evaluate_runs_batch_inference_then_reuses_its_predictions(shapes):
     ws = shapes
-    run = evaluate(ws, "yolo11n", "shapes", imgsz=64, batch_size=4, timeout_s=240)
+    run = evaluate(ws.context, "yolo11n", "shapes", imgsz=64, batch_size=4, timeout_s=240, infer=ws.infer)
     job = ws.catalog.get("inference_jobs", run.inference_job_id)
     assert job["status"] == "completed" and job["model_id"] is not None
     summary = run.summary

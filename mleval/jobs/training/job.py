@@ -26,8 +26,7 @@ from mleval.core.errors import MlevalError, TransitionError, ValidationError
 from mleval.jobs.handle import JobHandle
 
 if TYPE_CHECKING:
-    from mleval.storage.location import StorageLocation
-    from mleval.workspace import Workspace
+    from mleval.context import WorkspaceAddress, WorkspaceContext
 
 MIN_TRAIN_IMAGES = 2
 MIN_VALIDATION_IMAGES = 1
@@ -91,7 +90,7 @@ def validate_hyperparameters(hyperparameters: dict[str, Any], *, workers: int = 
     return checked
 
 
-def split_counts(ws: Workspace, dataset_id: str) -> dict[str, int]:
+def split_counts(ws: WorkspaceContext, dataset_id: str) -> dict[str, int]:
     """Annotated training images and validation images of the dataset (ground truth only)."""
     rows = ws.catalog.query_rows(
         "SELECT i.dataset_split AS split, count(*) AS images, "
@@ -103,7 +102,7 @@ def split_counts(ws: Workspace, dataset_id: str) -> dict[str, int]:
             "validation": int(by_split.get("validation", {}).get("images", 0))}
 
 
-def _check_dataset(ws: Workspace, dataset: Any) -> Any:
+def _check_dataset(ws: WorkspaceContext, dataset: Any) -> Any:
     record = ws.datasets.get(dataset)
     counts = split_counts(ws, record.id)
     if counts["train_annotated"] < MIN_TRAIN_IMAGES or counts["validation"] < MIN_VALIDATION_IMAGES:
@@ -127,7 +126,7 @@ def _base_entry(base: Any):
 
 
 def start_training(
-    ws: Workspace,
+    ws: WorkspaceContext,
     base_model: Any,
     dataset: Any,
     *,
@@ -161,7 +160,6 @@ def start_training(
     hp = validate_hyperparameters(hyperparameters, workers=workers)
     entry = _base_entry(base)
     data = _check_dataset(ws, dataset)
-    ws.attach_ray()
     job_id = new_id()
     snapshot = ws.datasets.snapshot(data, note=f"taken for training job {job_id}", progress=False)
     name = name or f"{base.name}-ft-{job_id[:8]}"
@@ -185,7 +183,7 @@ def start_training(
         "dataset_snapshot_id": snapshot.id,
         "metadata": {"settings": settings, "result_model_id": model_id, "epochs": []},
     }])
-    runner = ray.remote(num_cpus=0, max_retries=0)(run_training_job).remote(ws.location, job_id)
+    runner = ray.remote(num_cpus=0, max_retries=0)(run_training_job).remote(ws.address, job_id)
     return JobHandle(ws, "training_jobs", job_id, runner)
 
 
@@ -193,7 +191,7 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else (value or {})
 
 
-def training_metrics(ws: Workspace, job_id: str) -> pa.Table:
+def training_metrics(ws: WorkspaceContext, job_id: str) -> pa.Table:
     """Per-epoch metrics of a training job so far: ``epoch``, ``mAP50``, ``mAP50_95``, ``lr``,
     ``train/<name>_loss``, ``epoch_s`` (one row per finished epoch)."""
     rows = _json(ws.catalog.get("training_jobs", job_id)["metadata"]).get("epochs", [])
@@ -203,11 +201,9 @@ def training_metrics(ws: Workspace, job_id: str) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-def run_training_job(workspace: StorageLocation, job_id: str) -> None:
+def run_training_job(workspace: WorkspaceAddress, job_id: str) -> None:
     """The driver task: export, Ray Train run, result model (see the module docstring)."""
-    from mleval.workspace import Workspace
-
-    ws = Workspace.open(workspace)
+    ws = workspace.open()
     catalog = ws.catalog
     job = catalog.get("training_jobs", job_id)
     model_id = _json(job["metadata"])["result_model_id"]
@@ -234,18 +230,19 @@ def _root_cause(error: BaseException) -> str:
     return text if len(text) < 4000 else text[:2000] + " ... " + text[-1500:]
 
 
-def _end_model(ws: Workspace, model_id: str, *, cancelled: bool) -> None:
+def _end_model(ws: WorkspaceContext, model_id: str, *, cancelled: bool) -> None:
     record = ws.catalog.get("models", model_id)
     if record["training_status"] == TrainingStatus.TRAINING.value:
         metadata = {**_json(record["metadata"]), "outcome": "cancelled" if cancelled else "failed"}
         ws.catalog.update("models", model_id, {"training_status": TrainingStatus.FAILED.value, "metadata": metadata})
 
 
-def _run(ws: Workspace, job_id: str, job: dict[str, Any], model_id: str) -> None:
+def _run(ws: WorkspaceContext, job_id: str, job: dict[str, Any], model_id: str) -> None:
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    from mleval.interchange import export_dataset
     from mleval.jobs.training.loop import train_loop_per_worker
     from mleval.models.weights import resolve_weights
 
@@ -257,7 +254,7 @@ def _run(ws: Workspace, job_id: str, job: dict[str, Any], model_id: str) -> None
     folder = ws.scratch_dir("training", job_id)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    export = ws.export(dataset=str(job["dataset_id"]), format="yolo", path=folder / "data", link_images=True,
+    export = export_dataset(ws, dataset=str(job["dataset_id"]), format="yolo", path=folder / "data", link_images=True,
                        progress=False)
     timings["export"] = time.perf_counter() - started
     catalog.append_log("training_jobs", job_id, f"exported {export.images} images, {export.objects} objects, "
@@ -268,7 +265,7 @@ def _run(ws: Workspace, job_id: str, job: dict[str, Any], model_id: str) -> None
     workers = settings["workers"]
     cpus = int(ray.cluster_resources().get("CPU", 1))
     config = {
-        "workspace": ws.location, "job_id": job_id, "result_model_id": model_id,
+        "workspace": ws.address, "job_id": job_id, "result_model_id": model_id,
         "dataset_id": str(job["dataset_id"]), "hyperparameters": hp,
         "names": dict(enumerate(export.categories)), "weights_location": weights.location,
         "train_path": str(folder / "data" / "images" / "train"), "val_path": str(folder / "data" / "images" / "val"),
@@ -300,7 +297,7 @@ def _run(ws: Workspace, job_id: str, job: dict[str, Any], model_id: str) -> None
     shutil.rmtree(folder, ignore_errors=True)  # the export, checkpoints and best.pt (now a blob)
 
 
-def _finish(ws: Workspace, job_id: str, model_id: str, best_path: Path, class_names: list[str],
+def _finish(ws: WorkspaceContext, job_id: str, model_id: str, best_path: Path, class_names: list[str],
             timings: dict[str, float]) -> None:
     catalog = ws.catalog
     started = time.perf_counter()

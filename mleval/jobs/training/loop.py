@@ -21,7 +21,10 @@ import warnings
 from contextlib import contextmanager
 from copy import deepcopy
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mleval.context import WorkspaceAddress
 
 CANCEL_CHECK_BATCHES = 4  # multi-worker runs agree on cancellation every few batches (one collective)
 CANCEL_CHECK_S = 1.0
@@ -134,10 +137,8 @@ def validate(model, loader, gt: dict[str, Any], index_of: dict[str, int], device
 class _Reporter:
     """Rank 0's link to the catalog: progress, the per-epoch metrics list, metric rows, log lines."""
 
-    def __init__(self, workspace: Any, job_id: str, result_model_id: str, dataset_id: str):
-        from mleval.workspace import Workspace
-
-        self.ws = Workspace.open(workspace)
+    def __init__(self, workspace: WorkspaceAddress, job_id: str, result_model_id: str, dataset_id: str):
+        self.ws = workspace.open()
         self.job_id, self.model_id, self.dataset_id = job_id, result_model_id, dataset_id
         self._last_check = 0.0
         self._cancelled = False
