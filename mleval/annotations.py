@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from mleval.catalog.catalog import new_id, utc_now
-from mleval.catalog.rules import GROUND_TRUTH_SQL, check_transition
+from mleval.catalog.repositories import AnnotationRepository
+from mleval.catalog.rules import check_transition
 from mleval.core.enums import CreationMethod, ReviewState
 from mleval.core.errors import ValidationError
 from mleval.core.records import AnnotationRecord, ImageRecord, RecordList, image_id_of
@@ -158,17 +159,9 @@ class AnnotationCollection:
         limit: int | None = None,
     ) -> RecordList[AnnotationRecord]:
         """Annotations, newest last, filtered by image, method, model, state or ground-truth status."""
-        where, params = [], []
-        for column, value in (("image_id", image and image_id_of(image)), ("creation_method", creation_method),
-                              ("model_id", model_id), ("review_state", review_state)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(str(value))
-        if ground_truth is not None:
-            where.append(GROUND_TRUTH_SQL if ground_truth else f"NOT {GROUND_TRUTH_SQL}")
-        sql = "SELECT * FROM annotations" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY created_at, id" + (f" LIMIT {int(limit)}" if limit is not None else "")
-        return RecordList(AnnotationRecord.from_row(r) for r in self._ws.catalog.query_rows(sql, params))
+        return AnnotationRepository(self._ws.catalog).list(
+            image_id=image and image_id_of(image), creation_method=creation_method, model_id=model_id,
+            review_state=review_state, ground_truth=ground_truth, limit=limit)
 
     def update(
         self,

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mleval.catalog.catalog import new_id, utc_now
-from mleval.catalog.rules import GROUND_TRUTH_SQL, require_dataset_not_empty
+from mleval.catalog.repositories import DatasetRepository
+from mleval.catalog.rules import require_dataset_not_empty
 from mleval.core.errors import NotFoundError, ValidationError
 from mleval.core.records import DatasetRecord, ImageRecord, RecordList, image_id_of
 
@@ -46,16 +47,14 @@ class DatasetCollection:
     def get(self, dataset: DatasetRecord | str) -> DatasetRecord:
         """A dataset by record, name or id, with fresh split counts."""
         key = dataset.id if isinstance(dataset, DatasetRecord) else str(dataset)
-        rows = self._ws.catalog.query_rows(
-            "SELECT * FROM datasets WHERE name = ? OR CAST(id AS VARCHAR) = ?", [key, key]
-        )
-        if not rows:
+        found = DatasetRepository(self._ws.catalog).find(key)
+        if found is None:
             names = [d.name for d in self.list()]
             raise NotFoundError(
                 f"no dataset named {key!r}; existing datasets: {names or 'none'}. "
                 "Create one with ws.datasets.create(name)."
             )
-        return DatasetRecord.from_row(rows[0])
+        return found
 
     def get_or_create(self, name: str, **options: Any) -> DatasetRecord:
         try:
@@ -64,8 +63,7 @@ class DatasetCollection:
             return self.create(name, **options)
 
     def list(self) -> RecordList[DatasetRecord]:
-        rows = self._ws.catalog.query_rows("SELECT * FROM datasets ORDER BY created_at, name")
-        return RecordList(DatasetRecord.from_row(row) for row in rows)
+        return DatasetRepository(self._ws.catalog).list()
 
     def add_images(self, dataset: DatasetRecord | str, images: Sequence[ImageRecord | str]) -> DatasetRecord:
         record = self.get(dataset)
@@ -92,10 +90,8 @@ class DatasetCollection:
             metadata.pop("classes", None)
         else:
             metadata["classes"] = _checked_classes(classes)
-            used = self._ws.catalog.query(
-                "SELECT DISTINCT unnest(a.class_labels) AS label FROM annotations a JOIN dataset_images l "
-                f"ON l.image_id = a.image_id AND l.dataset_id = ? WHERE {GROUND_TRUTH_SQL}", [record.id])
-            outside = sorted(set(used.column("label").to_pylist()) - set(metadata["classes"]))
+            used = DatasetRepository(self._ws.catalog).ground_truth_labels(record.id)
+            outside = sorted(used - set(metadata["classes"]))
             if outside:
                 raise ValidationError("dataset.classes_cover_ground_truth",
                                       f"ground truth on dataset {record.name!r} uses {outside}, not in {classes}; "

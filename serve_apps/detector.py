@@ -34,6 +34,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from ray import serve
 from starlette.datastructures import UploadFile
 
+from mleval.catalog.repositories import DeploymentRepository
 from mleval.cluster import http_ingress
 from mleval.context import WorkspaceAddress
 from mleval.deploy.keys import hash_api_key, key_table
@@ -241,10 +242,8 @@ class ModelServer:
 
     # -- keys, limits, metrics -------------------------------------------------------------
     async def _refresh_keys(self) -> None:
-        rows = await asyncio.to_thread(
-            self._ws.catalog.query_rows, "SELECT metadata FROM deployments WHERE name = ?", [self._name])
-        self._keys = key_table(json.loads(r["metadata"]) if isinstance(r["metadata"], str) else r["metadata"]
-                               for r in rows)
+        metadata = await asyncio.to_thread(DeploymentRepository(self._ws.catalog).key_metadata, self._name)
+        self._keys = key_table(json.loads(m) if isinstance(m, str) else m for m in metadata)
         self._keys_loaded_at = time.monotonic()
 
     async def _authorize(self, bearer: HTTPAuthorizationCredentials | None, api_key: str | None) -> str:

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mleval.catalog.catalog import new_id, utc_now
+from mleval.catalog.repositories import DeploymentRepository
 from mleval.catalog.rules import SEMVER_REGEX
 from mleval.core.enums import DeploymentStatus
 from mleval.core.errors import MlevalError, NotFoundError, ValidationError
@@ -150,7 +151,7 @@ def prepare_version(
     }
     url_host = f"[{host}]" if ":" in host else host
     endpoint_url = f"http://{url_host}:{int(port)}/{name}"
-    rows = ws.catalog.query_rows("SELECT * FROM deployments WHERE name = ?", [name])
+    rows = DeploymentRepository(ws.catalog).versions_of(name)
     current = next((_parsed(r) for r in rows if r["status"] == DeploymentStatus.ACTIVE and r["version"] != version), None)
     same = next((_parsed(r) for r in rows if r["version"] == version), None)
     if same is not None:  # redeploying a version: new options, same row (and its keys and metrics)
@@ -224,9 +225,8 @@ def _check_http_options(host: str, port: int) -> None:
 def _activate(ws: WorkspaceContext, record: DeploymentRecord) -> None:
     if ws.catalog.get("deployments", record.id)["status"] != DeploymentStatus.ACTIVE:
         ws.catalog.update("deployments", record.id, {"status": DeploymentStatus.ACTIVE.value})
-    for row in ws.catalog.query_rows("SELECT id FROM deployments WHERE name = ? AND status = 'active' AND id <> ?",
-                                     [record.name, record.id]):
-        ws.catalog.update("deployments", str(row["id"]), {"status": DeploymentStatus.INACTIVE.value})
+    for row_id in DeploymentRepository(ws.catalog).other_active(record.name, record.id):
+        ws.catalog.update("deployments", row_id, {"status": DeploymentStatus.INACTIVE.value})
 
 
 def deploy(
@@ -304,7 +304,7 @@ class DeploymentHandle:
         return self.record.status
 
     def _rows(self) -> list[DeploymentRecord]:
-        return [_parsed(r) for r in self._ws.catalog.query_rows("SELECT * FROM deployments WHERE name = ?", [self.name])]
+        return [_parsed(r) for r in DeploymentRepository(self._ws.catalog).versions_of(self.name)]
 
     # -- API keys --------------------------------------------------------------------------
     def create_api_key(self, name: str) -> str:
@@ -422,14 +422,12 @@ class DeploymentHandle:
 
 def list_deployments(ws: WorkspaceContext, *, status: str | None = None) -> RecordList[DeploymentRecord]:
     """Every version of every deployment, newest first, optionally of one status."""
-    sql = "SELECT * FROM deployments" + (" WHERE status = ?" if status else "") + " ORDER BY created_at DESC"
-    return RecordList(_parsed(r) for r in ws.catalog.query_rows(sql, [status] if status else []))
+    return RecordList(_parsed(r) for r in DeploymentRepository(ws.catalog).list(status=status))
 
 
 def get_deployment(ws: WorkspaceContext, name: str, *, version: str | None = None) -> DeploymentHandle:
     """The active version of ``name`` (or the newest), or the given ``version``."""
-    rows = [_parsed(r) for r in ws.catalog.query_rows(
-        "SELECT * FROM deployments WHERE name = ? ORDER BY created_at DESC", [name])]
+    rows = [_parsed(r) for r in DeploymentRepository(ws.catalog).versions_of(name)]
     if version is not None:
         rows = [r for r in rows if r.version == version]
     if not rows:

@@ -40,6 +40,9 @@ class Matches(NamedTuple):
     ``ground_truths``: one row per annotation, in input order, by its ``gt_id``; ``ignored`` for
     crowd regions; ``det_index_XX`` the detection that matched it, ``matched_XX`` True/False, null
     when ignored.
+    Input annotations that carry ``source_image_id``, ``annotation_id`` or ``object_index`` (where
+    the object came from: mleval gives its workspace image, annotation and place in it) keep them
+    as columns of the same names.
     """
 
     detections: pa.Table
@@ -158,6 +161,9 @@ class CocoEvaluation:
             "iscrowd": pa.array([bool(a["iscrowd"]) for a in anns], pa.bool_()),
             "ignored": pa.array(m.gt_ignored, pa.bool_()),
         }
+        for name, arrow_type in _source_fields():  # where the caller's ground truth came from, when it said
+            if any(name in a for a in anns):
+                gts[name] = pa.array([a.get(name) for a in anns], arrow_type())
         for t, threshold in enumerate(m.iou_thresholds):
             tag = _tag(threshold)
             matched = m.dt_gt_index[t] >= 0
@@ -291,6 +297,12 @@ def _check_max_dets(max_dets: Sequence[int]) -> tuple[int, ...]:
             f"max_dets must be 3 increasing positive integers like (1, 10, 100), got {max_dets!r}.",
         )
     return limits
+
+
+def _source_fields():
+    import pyarrow as pa
+
+    return (("source_image_id", pa.string), ("annotation_id", pa.string), ("object_index", pa.int64))
 
 
 def _tag(threshold: float) -> str:

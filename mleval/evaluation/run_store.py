@@ -22,7 +22,8 @@ import pyarrow as pa
 
 from mleval.catalog.catalog import new_id, utc_now
 from mleval.catalog.parquet_tables import PERFORMANCE_METRICS_SCHEMA
-from mleval.core.errors import NotFoundError, ValidationError
+from mleval.catalog.repositories import EvaluationRepository
+from mleval.core.errors import MlevalError, NotFoundError, ValidationError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 CONFIDENCE_THRESHOLD = 0.25  # P/R/F1 and the confusion matrix, as ultralytics reports them
 IOU_THRESHOLD = 0.5
 CONFUSION_IOU_THRESHOLD = 0.45
-_LIVE_METRICS = "evaluation_run_id IN (SELECT CAST(id AS VARCHAR) FROM evaluation_runs)"
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,6 +66,30 @@ class EvaluationRun:
     imgsz: int | None = None  # the input size the model ran at
     dataset_snapshot_id: str | None = None  # the dataset content it was scored on (ws.datasets.snapshot)
 
+    def false_negatives(self, *, iou_threshold: float = 0.5) -> pa.Table:
+        """The ground-truth objects no detection matched at ``iou_threshold`` (0.50, 0.55, ... 0.95;
+        crowd regions aside): ``image_id``, ``annotation_id`` and ``object_index`` (its place in that
+        annotation: what the Annotator opens) and ``class_name``. Needs the per-object matches of
+        an evaluation computed in this process (a run read back from the catalog has only its
+        numbers: evaluate again)."""
+        import pyarrow.compute as pc
+
+        if self.evaluation is None:
+            raise MlevalError(f"run {self.key!r} was read back from the catalog, which keeps its numbers but not "
+                              "its per-object matches; evaluate again (ws.evaluate) to list its false negatives.")
+        tag = f"{round(float(iou_threshold) * 100):02d}"
+        truths = self.evaluation.matches().ground_truths
+        if f"matched_{tag}" not in truths.column_names:
+            raise ValidationError("evaluation.iou_threshold", f"iou_threshold must be one of 0.50, 0.55, ..., 0.95; "
+                                  f"got {iou_threshold}.")
+        missed = truths.filter(pc.fill_null(pc.invert(truths.column(f"matched_{tag}")), False))
+        names = self.evaluation.category_names
+        return pa.table({
+            "image_id": missed.column("source_image_id"), "annotation_id": missed.column("annotation_id"),
+            "object_index": missed.column("object_index"),
+            "class_name": pa.array([names[c] for c in missed.column("category_id").to_pylist()], pa.string()),
+        })
+
     def to_pandas(self) -> pd.DataFrame:
         """:attr:`per_class` as a DataFrame (``metrics.to_pandas()`` for the stored rows)."""
         return self.per_class.to_pandas()
@@ -91,36 +115,25 @@ class GroundTruthObject(NamedTuple):
     box_xyxy: tuple[float, float, float, float]
     segment: dict | None  # {"polygons": [...]} or {"rle": {...}}
     iscrowd: bool
+    annotation_id: str | None = None  # the annotation holding it, and its place there
+    object_index: int | None = None
 
 
 def list_runs(ws: WorkspaceContext, model: Any = None, dataset: Any = None) -> pa.Table:
     """The stored runs, newest first: key, model, dataset, split, iou_type, timestamp and headline numbers."""
-    where, params = [], []
-    if model is not None:
-        where.append("r.model_id = ?")
-        params.append(ws.models.get(model).id)
-    if dataset is not None:
-        where.append("r.dataset_id = ?")
-        params.append(ws.datasets.get(dataset).id)
-    numbers = ", ".join(f"CAST(r.summary->>'{k}' AS DOUBLE) AS {k}" for k in
-                        ("mAP50_95", "mAP50", "precision", "recall", "F1", "mean_iou", "ms_per_image"))
-    return ws.catalog.query(
-        f"SELECT r.key, m.name AS model, d.name AS dataset, r.split, r.iou_type, r.imgsz, r.evaluation_timestamp, "
-        f"{numbers}, r.dataset_snapshot_id, "
-        "CAST(r.inference_job_id AS VARCHAR) AS inference_job_id, CAST(r.id AS VARCHAR) AS id "
-        "FROM evaluation_runs r JOIN models m ON m.id = r.model_id LEFT JOIN datasets d ON d.id = r.dataset_id"
-        + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY r.evaluation_timestamp DESC, r.key",
-        params)
+    return EvaluationRepository(ws.catalog).list(
+        model_id=None if model is None else ws.models.get(model).id,
+        dataset_id=None if dataset is None else ws.datasets.get(dataset).id)
 
 
 def load_run(ws: WorkspaceContext, key: str) -> EvaluationRun:
     """A stored run by key, its summary, per-class results and metric rows read back from the catalog."""
-    rows = ws.catalog.query_rows(_RUN_SQL + " WHERE r.key = ?", [key])
-    if not rows:
+    row = EvaluationRepository(ws.catalog).run_row(key=key)
+    if row is None:
         known = list_runs(ws).column("key").to_pylist()
         raise NotFoundError(f"no evaluation run with key {key!r}; stored runs: {known[:10] or 'none'} "
                             "(list_runs(ws) lists them all).")
-    return _run_from_row(ws, rows[0])
+    return _run_from_row(ws, row)
 
 
 def delete_run(ws: WorkspaceContext, key: str) -> None:
@@ -130,14 +143,9 @@ def delete_run(ws: WorkspaceContext, key: str) -> None:
 
 def list_metrics(ws: WorkspaceContext, *, model: Any = None, dataset: Any = None, metric_type: str | None = None) -> pa.Table:
     """``performance_metrics`` rows of existing runs (and rows stored without a run), oldest first."""
-    where, params = [f"(evaluation_run_id IS NULL OR {_LIVE_METRICS})"], []
-    for column, value in (("model_id", model and ws.models.get(model).id),
-                          ("dataset_id", dataset and ws.datasets.get(dataset).id), ("metric_type", metric_type)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    return ws.catalog.query("SELECT * FROM performance_metrics WHERE " + " AND ".join(where)
-                            + " ORDER BY evaluation_timestamp, metric_type, class_name NULLS FIRST", params)
+    return EvaluationRepository(ws.catalog).metrics(
+        model_id=model and ws.models.get(model).id, dataset_id=dataset and ws.datasets.get(dataset).id,
+        metric_type=metric_type)
 
 
 class EvaluationRunCollection:
@@ -160,7 +168,7 @@ class EvaluationRunCollection:
 
 
 def free_key(ws: WorkspaceContext, key: str | None, prefix: str) -> str:
-    taken = set(ws.catalog.query("SELECT key FROM evaluation_runs").column("key").to_pylist())
+    taken = EvaluationRepository(ws.catalog).keys()
     if key is not None:
         if not str(key).strip():
             raise ValidationError("evaluation_run.key_not_empty", "key must not be empty.")
@@ -237,21 +245,12 @@ def store_run(ws: WorkspaceContext, record: ModelRecord, ds: DatasetRecord, spli
         "config": _clean(config), "summary": summary, "inference_job_id": job_id, "evaluation_timestamp": now,
         "metadata": _clean(results), "imgsz": imgsz, "dataset_snapshot_id": snapshot_id,
     }])
-    rows = ws.catalog.query_rows(_RUN_SQL + " WHERE r.id = ?", [run_id])
-    return _run_from_row(ws, rows[0], evaluation)
-
-
-_RUN_SQL = ("SELECT CAST(r.id AS VARCHAR) AS id, r.key, m.name AS model, CAST(r.model_id AS VARCHAR) AS model_id, "
-            "d.name AS dataset, CAST(r.dataset_id AS VARCHAR) AS dataset_id, r.split, r.iou_type, r.config, r.summary, "
-            "r.evaluation_timestamp, CAST(r.inference_job_id AS VARCHAR) AS inference_job_id, r.metadata, "
-            "r.imgsz, r.dataset_snapshot_id "
-            "FROM evaluation_runs r JOIN models m ON m.id = r.model_id LEFT JOIN datasets d ON d.id = r.dataset_id")
+    return _run_from_row(ws, EvaluationRepository(ws.catalog).run_row(run_id=run_id), evaluation)
 
 
 def _run_from_row(ws: WorkspaceContext, row: dict, evaluation: CocoEvaluation | None = None) -> EvaluationRun:
     results = json.loads(row["metadata"]) if row["metadata"] else {}
-    metrics = ws.catalog.query("SELECT * FROM performance_metrics WHERE evaluation_run_id = ? "
-                               "ORDER BY metric_type, threshold NULLS FIRST, class_name NULLS FIRST", [row["id"]])
+    metrics = EvaluationRepository(ws.catalog).metrics_of(row["id"])
     cm = results.get("confusion_matrix")
     confusion = None if cm is None else pa.table(
         {"predicted": cm["labels"], **{label: [r[j] for r in cm["matrix"]] for j, label in enumerate(cm["labels"])}})

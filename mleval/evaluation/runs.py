@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mleval.catalog.rules import GROUND_TRUTH_SQL
+from mleval.catalog.repositories import AnnotationRepository, ImageRepository, PredictionRepository
 from mleval.core.enums import Framework
 from mleval.core.errors import MlevalError, ValidationError
 from mleval.core.progress import Progress, ProgressOption, check_progress
@@ -128,10 +128,7 @@ def evaluate(
 # -- inputs ----------------------------------------------------------------------------------
 
 def _split_images(ws: WorkspaceContext, ds: DatasetRecord, split: str) -> list[dict]:
-    images = ws.catalog.query_rows(
-        "SELECT CAST(i.id AS VARCHAR) AS id, i.width, i.height FROM images i "
-        "JOIN dataset_images l ON l.image_id = i.id AND l.dataset_id = ? WHERE i.dataset_split = ? "
-        "ORDER BY i.upload_timestamp, i.filename, i.id", [ds.id, split])
+    images = ImageRepository(ws.catalog).of_dataset(ds.id, split)
     if not images:
         raise ValidationError("evaluation.images", f"dataset {ds.name!r} has no {split} images (train "
                               f"{ds.train_count}, validation {ds.validation_count}, test {ds.test_count}); "
@@ -143,13 +140,11 @@ def _ground_truth(ws: WorkspaceContext, ds: DatasetRecord, split: str) -> list[G
     """Ground-truth objects of the split's images, oldest annotation first."""
     from mleval.core.masks import polygons_bbox_xyxy, rle_bbox_xyxy
 
-    table = ws.catalog.query(
-        "SELECT CAST(a.image_id AS VARCHAR) AS image_id, a.class_labels, a.bounding_boxes, a.segments, a.metadata "
-        "FROM annotations a JOIN dataset_images l ON l.image_id = a.image_id AND l.dataset_id = ? "
-        f"JOIN images i ON i.id = a.image_id WHERE i.dataset_split = ? AND {GROUND_TRUTH_SQL} "
-        "ORDER BY a.created_at, a.id", [ds.id, split])
+    table = AnnotationRepository(ws.catalog).objects_of_dataset(ds.id, split=split)
     objects = []
-    for image_id, labels, boxes, segments, metadata in zip(*(table.column(c).to_pylist() for c in table.column_names)):
+    columns = [table.column(c).to_pylist() for c in
+               ("image_id", "annotation_id", "class_labels", "bounding_boxes", "segments", "metadata")]
+    for image_id, annotation_id, labels, boxes, segments, metadata in zip(*columns):
         segments = json.loads(segments) if segments else [None] * len(labels)
         crowd = (json.loads(metadata) if metadata else {}).get("iscrowd") or [0] * len(labels)
         for k, label in enumerate(labels):
@@ -158,7 +153,7 @@ def _ground_truth(ws: WorkspaceContext, ds: DatasetRecord, split: str) -> list[G
                 box = tuple(boxes[k])
             else:
                 box = rle_bbox_xyxy(segment["rle"]) if "rle" in segment else polygons_bbox_xyxy(segment["polygons"])
-            objects.append(GroundTruthObject(image_id, label, box, segment, bool(crowd[k])))
+            objects.append(GroundTruthObject(image_id, label, box, segment, bool(crowd[k]), annotation_id, k))
     if not objects:
         raise ValidationError("evaluation.ground_truth", f"the {split} images of dataset {ds.name!r} have no ground "
                               "truth: annotate them (user annotations count at once, model annotations once accepted).")
@@ -169,12 +164,8 @@ def _predictions(ws: WorkspaceContext, record: ModelRecord, image_ids: list[str]
                  batch_size: int, timeout_s: float | None, infer: Callable[..., JobHandle] | None,
                  progress: ProgressOption = False) -> tuple[str, list[dict]]:
     """(inference job id, one prediction row per image): stored ones when usable, else ``infer``'s new ones."""
-    jobs = ws.catalog.query_rows(
-        "SELECT p.inference_job_id AS id, any_value(j.metadata) AS metadata FROM predictions p "
-        "JOIN inference_jobs j ON CAST(j.id AS VARCHAR) = p.inference_job_id "
-        "WHERE j.model_id = ? AND j.status = 'completed' AND p.image_id IN (SELECT unnest(?::VARCHAR[])) "
-        "GROUP BY p.inference_job_id HAVING count(DISTINCT p.image_id) = ? "
-        "ORDER BY max(coalesce(j.end_time, j.created_at)) DESC", [record.id, image_ids, len(image_ids)])
+    predictions = PredictionRepository(ws.catalog)
+    jobs = predictions.completed_jobs_covering(record.id, image_ids)
     job_id = next((j["id"] for j in jobs if _usable(j["metadata"], conf, imgsz)), None)
     if job_id is None:
         if infer is None:
@@ -183,10 +174,7 @@ def _predictions(ws: WorkspaceContext, record: ModelRecord, image_ids: list[str]
                               "which runs it.")
         job = infer(record, images=image_ids, conf=conf, imgsz=imgsz, batch_size=batch_size)
         job_id = job.wait(timeout_s, progress=progress).id
-    rows = ws.catalog.query_rows(
-        "SELECT image_id, boxes_xyxy, class_names, scores, masks_rle, preprocess_ms, inference_ms, postprocess_ms, "
-        "error FROM predictions WHERE inference_job_id = ? AND image_id IN (SELECT unnest(?::VARCHAR[])) "
-        "QUALIFY row_number() OVER (PARTITION BY image_id) = 1", [job_id, image_ids])
+    rows = predictions.rows_of(job_id, image_ids)
     if len(rows) < len(image_ids):
         status = ws.catalog.get("inference_jobs", job_id)["status"]
         raise MlevalError(f"inference job {job_id} ended {status} with predictions for {len(rows)} of the "
@@ -215,7 +203,8 @@ def _coco_ground_truth(images: list[dict], objects: list[GroundTruthObject], iou
     for n, o in enumerate(kept, start=1):
         x1, y1, x2, y2 = o.box_xyxy
         ann = {"id": n, "image_id": index[o.image_id], "category_id": category[o.label],
-               "bbox": [x1, y1, x2 - x1, y2 - y1], "iscrowd": int(o.iscrowd)}
+               "bbox": [x1, y1, x2 - x1, y2 - y1], "iscrowd": int(o.iscrowd),
+               "source_image_id": o.image_id, "annotation_id": o.annotation_id, "object_index": o.object_index}
         if iou_type == "segm":
             ann["segmentation"] = o.segment["rle"] if "rle" in o.segment else o.segment["polygons"]
         annotations.append(ann)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mleval.catalog.rules import check_split
+from mleval.catalog.repositories import ImageRepository
 from mleval.core.records import ImageRecord, RecordList, image_id_of
 from mleval.core.progress import Progress, ProgressOption, check_progress
 from mleval.images.ingest import UploadReport, collect_sources, upload_images
@@ -71,26 +72,12 @@ class ImageCollection:
         offset: int = 0,
     ) -> RecordList[ImageRecord]:
         """Images in upload order, optionally of one split and/or one dataset."""
-        where, params = [], []
-        if split is not None:
-            where.append("dataset_split = ?")
-            params.append(check_split(split))
-        if dataset is not None:
-            where.append("id IN (SELECT image_id FROM dataset_images WHERE dataset_id = ?)")
-            params.append(self._datasets.get(dataset).id)
-        sql = "SELECT * FROM images" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY upload_timestamp, filename, id"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        if offset:
-            sql += f" OFFSET {int(offset)}"
-        return RecordList(ImageRecord.from_row(row) for row in self._ws.catalog.query_rows(sql, params))
+        return ImageRepository(self._ws.catalog).list(
+            split=None if split is None else check_split(split),
+            dataset_id=None if dataset is None else self._datasets.get(dataset).id, limit=limit, offset=offset)
 
     def count(self, *, split: str | None = None) -> int:
-        sql, params = "SELECT count(*) AS n FROM images", []
-        if split is not None:
-            sql, params = sql + " WHERE dataset_split = ?", [check_split(split)]
-        return self._ws.catalog.query(sql, params).column("n")[0].as_py()
+        return ImageRepository(self._ws.catalog).count(split=None if split is None else check_split(split))
 
     def get(self, image: ImageRecord | str) -> ImageRecord:
         return ImageRecord.from_row(self._ws.catalog.get("images", image_id_of(image)))

@@ -327,9 +327,11 @@ def _find_images(catalog, hashes: set[str], seen: dict[str, str]) -> int:
     hashes = sorted(hashes - seen.keys())
     if not hashes:
         return 0
-    existing = catalog.query("SELECT id, sha256 FROM images WHERE sha256 IN (SELECT unnest(?))", [hashes])
-    seen.update(zip(existing.column("sha256").to_pylist(), map(str, existing.column("id").to_pylist())))
-    return existing.num_rows
+    from mleval.catalog.repositories import ImageRepository
+
+    existing = ImageRepository(catalog).ids_by_sha256(hashes)
+    seen.update(existing)
+    return len(existing)
 
 
 def _insert_chunk(catalog, stored, split, dataset_id, seen, report: UploadReport) -> None:

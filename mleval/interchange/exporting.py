@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mleval.catalog.rules import GROUND_TRUTH_SQL
+from mleval.catalog.repositories import AnnotationRepository, ImageRepository
 from mleval.core.errors import ValidationError
 from mleval.core.progress import Progress, ProgressOption, check_progress
 from mleval.formats import (
@@ -97,7 +97,7 @@ def export_dataset(
     model_id = ws.models.get(model).id if include_predictions else None
     split = normalize_split(split)
     images = _catalog_images(ws, record.id, split)
-    _attach_objects(ws, images, record.id, split, GROUND_TRUTH_SQL, [])
+    _attach_objects(ws, images, record.id, split)
     labelled = LabelledDataset(categories=_workspace_categories(ws), images=list(images.values()))
     with Progress(progress, total=len(images), desc=f"export {record.name} as {fmt}", unit="img") as bar:
         summary = write(labelled, path, format=fmt, on_image=bar.update_to, **options)
@@ -111,13 +111,7 @@ def export_dataset(
 def _catalog_images(ws: WorkspaceContext, dataset_id: str, split: str | None) -> dict[str, LabelledImage]:
     """The dataset's images (upload order) as LabelledImages without objects, by image id, with
     file names made unique per split (two uploads may share a name)."""
-    sql = (
-        "SELECT i.id, i.filename, i.file_path, i.format, i.width, i.height, i.dataset_split FROM images i "
-        "JOIN dataset_images l ON l.image_id = i.id AND l.dataset_id = ?"
-        + (" WHERE i.dataset_split = ?" if split else "")
-        + " ORDER BY i.upload_timestamp, i.filename, i.id"
-    )
-    rows = ws.catalog.query_rows(sql, [dataset_id, split] if split else [dataset_id])
+    rows = ImageRepository(ws.catalog).of_dataset(dataset_id, split)
     images: dict[str, LabelledImage] = {}
     taken: set[tuple[str, str]] = set()
     for row in rows:
@@ -153,24 +147,17 @@ def _attach_objects(
     images: dict[str, LabelledImage],
     dataset_id: str,
     split: str | None,
-    where: str,
-    params: list,
     *,
+    model_id: str | None = None,
     latest_only: bool = False,
 ) -> None:
-    """Append the objects of the annotations matching ``where`` to their images, oldest first."""
-    sql = (
-        "SELECT a.image_id, a.class_labels, a.bounding_boxes, a.segments, a.confidence_scores, a.metadata "
-        "FROM annotations a JOIN dataset_images l ON l.image_id = a.image_id AND l.dataset_id = ? "
-        "JOIN images i ON i.id = a.image_id "
-        f"WHERE {where}" + (" AND i.dataset_split = ?" if split else "")
-        + (" QUALIFY row_number() OVER (PARTITION BY a.image_id ORDER BY a.created_at DESC, a.id DESC) = 1"
-           if latest_only else "")
-        + " ORDER BY a.created_at, a.id"
-    )
-    table = ws.catalog.query(sql, [dataset_id, *params, *([split] if split else [])])
-    columns = {name: table.column(name).to_pylist() for name in table.column_names}
-    for image_id, labels, boxes, segments, scores, metadata in zip(*columns.values()):
+    """Append the objects of the dataset's ground truth (or with ``model_id``, that model's
+    predictions; ``latest_only``: the newest per image) to their images, oldest first."""
+    table = AnnotationRepository(ws.catalog).objects_of_dataset(dataset_id, split=split, model_id=model_id,
+                                                                latest_only=latest_only)
+    columns = [table.column(name).to_pylist() for name in
+               ("image_id", "class_labels", "bounding_boxes", "segments", "confidence_scores", "metadata")]
+    for image_id, labels, boxes, segments, scores, metadata in zip(*columns):
         image = images[str(image_id)]
         segments = json.loads(segments) if segments else [None] * len(labels)
         meta = json.loads(metadata) if metadata else {}
@@ -197,16 +184,7 @@ def _segment_box(segment: dict) -> tuple[float, float, float, float]:
 
 def _workspace_categories(ws: WorkspaceContext) -> list[str]:
     """Every ground-truth label of the workspace, in first-appearance order (see module docstring)."""
-    sql = f"""
-        WITH objects AS (
-            SELECT created_at, unnest(class_labels) AS label,
-                   unnest(coalesce(CAST(json_extract(metadata, '$.category_index') AS INTEGER[]), [])) AS position
-            FROM annotations WHERE {GROUND_TRUTH_SQL}
-        ), first AS (SELECT label, min(created_at) AS seen FROM objects WHERE label IS NOT NULL GROUP BY label)
-        SELECT f.label FROM first f JOIN objects o ON o.label = f.label AND o.created_at = f.seen
-        GROUP BY f.label, f.seen ORDER BY f.seen, min(o.position) NULLS LAST, f.label
-    """
-    return ws.catalog.query(sql).column("label").to_pylist()
+    return AnnotationRepository(ws.catalog).ground_truth_labels_in_order()
 
 
 def _write_predictions(
@@ -225,8 +203,7 @@ def _write_predictions(
         image_id: LabelledImage(image.file_name, image.width, image.height, image.split)
         for image_id, image in images.items()
     }
-    _attach_objects(ws, predicted, dataset_id, split, "a.creation_method = 'model' AND a.model_id = ?",
-                    [model_id], latest_only=True)
+    _attach_objects(ws, predicted, dataset_id, split, model_id=model_id, latest_only=True)
     suffix = target.suffix.lower()
     groups: dict[str | None, list[LabelledImage]] = {}
     for image in predicted.values():

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from mleval.catalog.catalog import utc_now
-from mleval.catalog.rules import GROUND_TRUTH_SQL
+from mleval.catalog.repositories import AnnotationRepository, ImageRepository
 from mleval.core.progress import Progress, ProgressOption, check_progress
 from mleval.formats import (
     ItemError,
@@ -145,9 +145,7 @@ def _report_moved(
     ws: WorkspaceContext, duplicates: dict[int, str], split: str, images: list[LabelledImage], report: ImportReport
 ) -> None:
     """Images already in the workspace stay in their split (moving them would change other datasets)."""
-    table = ws.catalog.query("SELECT id, dataset_split FROM images WHERE id IN (SELECT unnest(?::UUID[]))",
-                             [sorted(set(duplicates.values()))])
-    current = dict(zip(map(str, table.column("id").to_pylist()), table.column("dataset_split").to_pylist()))
+    current = ImageRepository(ws.catalog).splits(sorted(set(duplicates.values())))
     for index, image_id in duplicates.items():
         if current[image_id] != split:
             report.errors.append(ItemError(
@@ -279,17 +277,8 @@ def _catalog_state(
     known = sorted({i for i in image_ids if i is not None})
     if not known:
         return {}, set()
-    table = ws.catalog.query("SELECT id, width, height FROM images WHERE id IN (SELECT unnest(?::UUID[]))", [known])
-    sizes = {
-        str(image_id): (width, height)
-        for image_id, width, height in zip(*(table.column(c).to_pylist() for c in ("id", "width", "height")))
-    }
-    done = ws.catalog.query(
-        "SELECT DISTINCT image_id FROM annotations WHERE image_id IN (SELECT unnest(?::UUID[])) "
-        f"AND user_tag IS NOT DISTINCT FROM ? AND {GROUND_TRUTH_SQL}",
-        [known, user_tag],
-    )
-    return sizes, {str(i) for i in done.column("image_id").to_pylist()}
+    sizes = ImageRepository(ws.catalog).sizes(known)
+    return sizes, AnnotationRepository(ws.catalog).images_with_ground_truth(known, user_tag=user_tag)
 
 
 def _segments_json(objects: list[LabelledObject]) -> str | None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from mleval.catalog.catalog import new_id, utc_now
+from mleval.catalog.repositories import ImageRepository
 from mleval.core.enums import JobStatus
 from mleval.core.errors import TransitionError
 from mleval.jobs.handle import JobHandle
@@ -118,10 +119,7 @@ def _run_pipeline(ws: WorkspaceContext, job_id: str, model_id: str, image_ids: l
     # Progress goes to the job record; Ray Data's own bars would flood the notebook's logs.
     ray.data.DataContext.get_current().enable_progress_bars = False
     catalog = ws.catalog
-    paths_table = catalog.query(
-        "SELECT CAST(id AS VARCHAR) AS id, file_path FROM images WHERE id IN (SELECT unnest(?::UUID[]))",
-        [image_ids])
-    paths = dict(zip(paths_table.column("id").to_pylist(), paths_table.column("file_path").to_pylist()))
+    paths = ImageRepository(catalog).file_paths(image_ids)
     pool = _pool_size(settings["concurrency"], settings["use_gpu"], len(image_ids), settings["batch_size"])
     catalog.append_log("inference_jobs", job_id, f"{len(image_ids)} images, batch size {settings['batch_size']}, "
                                                  f"{pool} predictor actor(s)")

@@ -8,6 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mleval.catalog.repositories import PredictionRepository
+
 if TYPE_CHECKING:
     from mleval.context import WorkspaceContext
 
@@ -15,8 +17,7 @@ if TYPE_CHECKING:
 def job_predictions(ws: WorkspaceContext, job_id: str) -> pa.Table:
     """An inference job's predictions, one row per object: ``image_id``, ``object_index`` (its place
     in the image's detections), ``class_name``, ``score`` and ``box_xyxy`` (original-image pixels)."""
-    rows = ws.catalog.query("SELECT image_id, boxes_xyxy, class_names, scores FROM predictions "
-                            "WHERE inference_job_id = ? AND error IS NULL ORDER BY image_id", [job_id])
+    rows = PredictionRepository(ws.catalog).of_job(job_id)
     names = rows.column("class_names")
     parents = pc.list_parent_indices(names)
     counts = pc.list_value_length(names).fill_null(0).to_numpy(zero_copy_only=False)

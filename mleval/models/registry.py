@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mleval.catalog.catalog import new_id, utc_now
+from mleval.catalog.repositories import ModelRepository
 from mleval.core.enums import Framework, TrainingStatus
 from mleval.core.errors import NotFoundError, ValidationError
 from mleval.core.records import ModelRecord, RecordList
@@ -36,7 +37,7 @@ class ModelRegistry:
         """Insert the zoo entries the catalog does not hold yet (idempotent, one batch)."""
         if self._seeded:
             return
-        existing = set(self._ws.catalog.query("SELECT name FROM models").column("name").to_pylist())
+        existing = ModelRepository(self._ws.catalog).names()
         now = utc_now()
         rows = [{
             "id": new_id(), "name": e.name, "type": e.type.value, "variant": e.variant, "version": ZOO_VERSION,
@@ -52,25 +53,18 @@ class ModelRegistry:
     def list(self, *, type: str | None = None, framework: str | None = None) -> RecordList[ModelRecord]:
         """Models of the workspace (the zoo and the user's), optionally of one type or framework."""
         self._seed_zoo()
-        where, params = [], []
-        for column, value in (("type", type), ("framework", framework)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(str(value))
-        sql = "SELECT * FROM models" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created_at, name"
-        return RecordList(ModelRecord.from_row(r) for r in self._ws.catalog.query_rows(sql, params))
+        return ModelRepository(self._ws.catalog).list(type=None if type is None else str(type),
+                                                      framework=None if framework is None else str(framework))
 
     def get(self, model: ModelRecord | str) -> ModelRecord:
         """A model by record, name or id."""
         self._seed_zoo()
         key = model_id_of(model)
-        rows = self._ws.catalog.query_rows(
-            "SELECT * FROM models WHERE name = ? OR CAST(id AS VARCHAR) = ? ORDER BY created_at DESC", [key, key]
-        )
-        if not rows:
+        found = ModelRepository(self._ws.catalog).find(key)
+        if found is None:
             known = ", ".join(m.name for m in self.list()[:12])
             raise NotFoundError(f"no model named {key!r}; known models include: {known}, ... (ws.models.list()).")
-        return ModelRecord.from_row(rows[0])
+        return found
 
     def register(
         self,

@@ -10,7 +10,7 @@ import pytest
 
 from mleval.catalog.catalog import new_id, utc_now
 from mleval.core.detections import Detections, ImagePrediction
-from mleval.core.errors import NotFoundError, ValidationError
+from mleval.core.errors import MlevalError, NotFoundError, ValidationError
 from mleval.core.masks import polygons_to_rle
 from mleval.evaluation import plots
 from mleval.evaluation.compare import compare
@@ -315,3 +315,22 @@ def test_stored_predictions_are_reused_only_when_they_can_answer():
     assert not _usable(settings, 0.001, 640)  # detections under 0.25 were never stored
     assert not _usable(settings, 0.25, 320)
     assert _usable(None, 0.001, 320)  # rows stored without settings: taken as they are
+
+
+def test_a_false_negative_names_the_annotation_and_object_it_missed(scene):
+    ws, images = scene["ws"], scene["images"]
+    run = evaluate(ws, "yolo12n", "shapes")  # misses image 3's circle, calls image 2's first circle a square
+    missed = run.false_negatives(iou_threshold=0.5).to_pylist()
+    by_object = {(row["image_id"], row["object_index"]): row for row in missed}
+    for image, k, label in ((images[3], 1, "circle"), (images[2], 0, "circle")):
+        row = by_object[(image.id, k)]
+        annotation = ws.annotations.list(image=image, ground_truth=True)[0]
+        assert row["annotation_id"] == annotation.id and row["class_name"] == label
+        assert annotation.class_labels[k] == label
+    for row in missed:  # every row points at the ground-truth object of its class
+        annotation = next(a for a in ws.annotations.list(image=row["image_id"]) if a.id == row["annotation_id"])
+        assert annotation.class_labels[row["object_index"]] == row["class_name"]
+    perfect = evaluate(ws, "yolo11n", "shapes")
+    assert perfect.false_negatives().num_rows == 0
+    with pytest.raises(MlevalError, match="read back from the catalog"):
+        load_run(ws, perfect.key).false_negatives()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from mleval.catalog.catalog import new_id, utc_now
-from mleval.catalog.rules import GROUND_TRUTH_SQL
+from mleval.catalog.repositories import DatasetRepository
 from mleval.core.enums import JobStatus, TrainingStatus
 from mleval.core.errors import MlevalError, TransitionError, ValidationError
 from mleval.jobs.handle import JobHandle
@@ -92,12 +92,7 @@ def validate_hyperparameters(hyperparameters: dict[str, Any], *, workers: int = 
 
 def split_counts(ws: WorkspaceContext, dataset_id: str) -> dict[str, int]:
     """Annotated training images and validation images of the dataset (ground truth only)."""
-    rows = ws.catalog.query_rows(
-        "SELECT i.dataset_split AS split, count(*) AS images, "
-        f"count(*) FILTER (WHERE EXISTS (SELECT 1 FROM annotations a WHERE a.image_id = i.id AND {GROUND_TRUTH_SQL})) "
-        "AS annotated FROM images i JOIN dataset_images l ON l.image_id = i.id AND l.dataset_id = ? "
-        "GROUP BY i.dataset_split", [dataset_id])
-    by_split = {r["split"]: r for r in rows}
+    by_split = DatasetRepository(ws.catalog).split_counts(dataset_id)
     return {"train_annotated": int(by_split.get("train", {}).get("annotated", 0)),
             "validation": int(by_split.get("validation", {}).get("images", 0))}
 
