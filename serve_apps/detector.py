@@ -38,8 +38,9 @@ from mleval.catalog.repositories import DeploymentRepository
 from mleval.cluster import http_ingress
 from mleval.context import WorkspaceAddress
 from mleval.deploy.keys import hash_api_key, key_table
-from mleval.deploy.limits import KeyRateLimiter, parse_rate_limit, retry_after_header
+from mleval.deploy.limits import RateLimit, parse_rate_limit, retry_after_header
 from mleval.deploy.monitor import get_collector
+from mleval.deploy.shared_limits import get_shared_limiter
 from mleval.deploy.schemas import ErrorResponse, HealthResponse, PredictJSONRequest, PredictResponse, Timings
 from serve_apps.model_thread import ModelThread, predict_images
 
@@ -102,7 +103,7 @@ class _Serving:
 
     config: dict[str, Any]
     predictor: Any
-    limiter: KeyRateLimiter
+    rate_limit: RateLimit | None  # per API key, across every replica (the deployment's bucket actor)
 
     @property
     def row_id(self) -> str:
@@ -210,6 +211,7 @@ class ModelServer:
         self._keys_lock = asyncio.Lock()
         self._events: list[tuple] = []
         self._collector = get_collector(workspace, deployment_name)
+        self._buckets = get_shared_limiter(workspace.location, deployment_name)
         self._background: asyncio.Task | None = None
         # Every torch call runs on the model thread, on as many torch threads as the replica has CPUs.
         self._model = ModelThread(int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0)))
@@ -221,12 +223,11 @@ class ModelServer:
         # The first forward pass is slow (allocation, kernel selection): pay it before serving.
         warmup = np.zeros((int(config["imgsz"]), int(config["imgsz"]), 3), dtype=np.uint8)
         await self._model.call(predict_images, loaded.predictor, [warmup], 1.0, self._model.threads)
-        limiter = KeyRateLimiter(parse_rate_limit(config.get("rate_limit")), share=float(config.get("rate_share", 1.0)))
         self._predict_batch.set_max_batch_size(int(config["max_batch_size"]))
         self._model.max_batch_size = int(config["max_batch_size"])
         self._predict_batch.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
         await self._refresh_keys()
-        self._serving = _Serving(config, loaded.predictor, limiter)
+        self._serving = _Serving(config, loaded.predictor, parse_rate_limit(config.get("rate_limit")))
         await asyncio.to_thread(self._mark_active, config["row_id"])
         if self._background is None:
             self._background = asyncio.get_running_loop().create_task(self._background_loop())
@@ -322,7 +323,9 @@ class ModelServer:
             if serving is None:
                 raise ApiError(503, "not_ready", "the model is still loading; retry in a few seconds.")
             key_name = await self._authorize(bearer, api_key)
-            wait_s = serving.limiter.check(key_name, time.monotonic())
+            limit = serving.rate_limit
+            wait_s = 0.0 if limit is None else await self._buckets.take.remote(key_name, limit.requests,
+                                                                             limit.period_s)
             if wait_s > 0:
                 raise ApiError(429, "rate_limited", f"key {key_name!r} is over this deployment's rate limit "
                                f"({serving.config.get('rate_limit')}); retry after {wait_s:.2f} s.",

@@ -98,11 +98,9 @@ def _serving(record: DeploymentRecord) -> PreparedVersion:
     configuration = record.configuration
     autoscaling = configuration.get("autoscaling")
     replicas = int(configuration["replicas"])
-    # Each replica keeps its own token buckets: give it its share of the key's limit.
-    share_of = max(1, autoscaling.get("min_replicas", 1)) if autoscaling else replicas
     config = {key: configuration[key] for key in _SERVING_KEYS}
     config.update(row_id=record.id, version=record.version, model_id=record.model_id,
-                  model_name=(record.metadata or {}).get("model_name", record.model_id), rate_share=1.0 / share_of)
+                  model_name=(record.metadata or {}).get("model_name", record.model_id))
     return PreparedVersion(record.id, record.name, config, {
         "replicas": replicas, "autoscaling": autoscaling, "gpu": bool(configuration.get("gpu")),
         "cpus_per_replica": float(configuration.get("cpus_per_replica", 1.0))})
@@ -253,7 +251,8 @@ def deploy(
     ``http://{host}:{port}/{name}`` (``name`` defaults to the model's name).
 
     Deploying another ``version`` of the same ``name`` updates the running replicas in place
-    (no request refused); ``rate_limit`` ("20/s", "600/min" or None) applies per API key;
+    (no request refused); ``rate_limit`` ("20/s", "600/min" or None) applies per API key across
+    all replicas, however many autoscaling runs (one bucket actor per deployment, ``shared_limits``);
     ``max_batch_size`` / ``batch_wait_timeout_s`` shape Serve's dynamic batching (with the
     default wait of 0, a lone request goes straight to the model and requests that arrive
     while the model is busy form the next batch; a GPU gains from a few milliseconds' wait);
@@ -394,11 +393,13 @@ class DeploymentHandle:
         from ray import serve
 
         from mleval.deploy.monitor import kill_collector
+        from mleval.deploy.shared_limits import kill_shared_limiter
 
         name, rows = self.name, self._rows()
         self._ws.attach_ray()
         serve.delete(name)
         kill_collector(self._ws.location, name)
+        kill_shared_limiter(self._ws.location, name)
         self._ws.catalog.delete("deployments", [r.id for r in rows])
 
     def __repr__(self) -> str:

@@ -80,10 +80,8 @@ def retry_after_header(wait_s: float) -> str:
 class KeyRateLimiter:
     """One token bucket per API key name, created on first use."""
 
-    def __init__(self, limit: RateLimit | None, *, share: float = 1.0):
-        # ``share``: this replica's part of the limit when several replicas serve the same keys.
+    def __init__(self, limit: RateLimit | None):
         self.limit = limit
-        self.share = share
         self._buckets: dict[str, TokenBucket] = {}
 
     def check(self, key_name: str, now: float) -> float:
@@ -91,6 +89,5 @@ class KeyRateLimiter:
             return 0.0
         bucket = self._buckets.get(key_name)
         if bucket is None:
-            bucket = self._buckets[key_name] = TokenBucket(
-                self.limit.per_second * self.share, max(1.0, self.limit.burst * self.share), now=now)
+            bucket = self._buckets[key_name] = TokenBucket(self.limit.per_second, self.limit.burst, now=now)
         return bucket.take(now)

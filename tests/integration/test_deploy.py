@@ -117,6 +117,34 @@ def test_a_key_past_its_rate_limit_gets_429_with_retry_after(served):
     assert _post(dep, other, data=b"x", headers={"Content-Type": "text/plain"}).status_code == 415
 
 
+def test_a_keys_limit_holds_across_two_replicas(served):
+    """5 requests a minute per key, two replicas: 5 get past the limit in all (each replica counting
+    its own share would let 2 + 2 through; a bucket each, 10)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ray import serve
+
+    from mleval.deploy import deploy
+
+    ws, dep = served
+    pair = deploy(ws, "yolo11n", name="pair", imgsz=64, port=dep.record.configuration["port"], replicas=2,
+                  cpus_per_replica=0.25, rate_limit="5/min")
+    try:
+        replicas = serve.status().applications["pair"].deployments["Model"].replica_states
+        assert replicas.get("RUNNING") == 2, replicas
+        key = pair.create_api_key("shared")
+        started = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:  # concurrent, so Serve's router spreads them over both replicas
+            codes = list(pool.map(lambda _: _post(pair, key, data=b"x", headers={"Content-Type": "text/plain"})
+                                  .status_code, range(24)))
+        elapsed = time.monotonic() - started
+        past_the_limit = [c for c in codes if c != 429]
+        assert set(past_the_limit) == {415} and set(codes) == {415, 429}
+        assert 5 <= len(past_the_limit) <= 5 + int(elapsed // 12), (codes, elapsed)  # one more token per 12 s
+    finally:
+        pair.delete()
+
+
 def test_docs_and_openapi_describe_the_endpoint(served):
     _, dep = served
     docs = requests.get(dep.url + "/docs", timeout=10)

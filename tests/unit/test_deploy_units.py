@@ -51,12 +51,24 @@ def test_retry_after_is_whole_seconds_and_never_zero():
     assert [retry_after_header(w) for w in (0.01, 1.0, 1.2)] == ["1", "1", "2"]
 
 
-def test_key_rate_limiter_is_per_key_and_shared_across_replicas():
-    limiter = KeyRateLimiter(parse_rate_limit("10/s"), share=0.5)  # two replicas: 5/s each
+def test_key_rate_limiter_is_per_key():
+    limiter = KeyRateLimiter(parse_rate_limit("5/s"))
     allowed = sum(limiter.check("a", 0.0) == 0.0 for _ in range(20))
     assert allowed == 5
     assert limiter.check("b", 0.0) == 0.0  # another key has its own bucket
     assert KeyRateLimiter(None).check("a", 0.0) == 0.0
+
+
+def test_shared_buckets_count_every_replicas_requests_against_one_limit():
+    from mleval.deploy.shared_limits import SharedKeyBuckets
+
+    buckets = SharedKeyBuckets()
+    # requests from any number of replicas go through the same buckets: 5 per minute in all
+    assert sum(buckets.take("a", 5.0, 60.0, now=0.0) == 0.0 for _ in range(12)) == 5
+    assert buckets.take("a", 5.0, 60.0, now=0.0) == pytest.approx(12.0)  # one token per 12 s
+    assert buckets.take("a", 5.0, 60.0, now=12.0) == 0.0
+    assert buckets.take("b", 5.0, 60.0, now=0.0) == 0.0
+    assert buckets.take("a", 100.0, 1.0, now=0.0) == 0.0  # a new version's limit starts full
 
 
 def test_only_the_sha256_of_a_key_is_kept():
