@@ -8,7 +8,7 @@ STAMP := $(VENV)/.mleval-installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: demo test fuzz bench setup clean
+.PHONY: demo test lint fuzz bench setup clean
 
 setup: $(STAMP)
 
@@ -22,8 +22,12 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/mleval demo
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# One-way layers (docs/architecture.md): no import cycle, no broken layer rule, SQL only in mleval/catalog.
+lint:
+	$(PYTHON) tools/layers.py
 
 # The property tests with many more examples than `make test` runs (MLEVAL_FUZZ_PROFILE, tests/fuzz/conftest.py).
 fuzz: setup
