@@ -78,25 +78,19 @@ class RemoteCatalog:
         self.path = path
         self._location, self._catalog_dir = location, catalog_dir
 
-    def __getattr__(self, method: str):
-        if method not in REMOTE_METHODS:
-            raise AttributeError(method)
+    def _forward(self, method: str, args: tuple, kwargs: dict) -> Any:
+        import ray
 
-        def forward(*args: Any, **kwargs: Any) -> Any:
-            import ray
-
+        try:
+            return self._call(method, args, kwargs)
+        except ray.exceptions.RayActorError as error:  # died, restarting or gone for good
+            self._reconnect(error)
             try:
                 return self._call(method, args, kwargs)
-            except ray.exceptions.RayActorError as error:  # died, restarting or gone for good
-                self._reconnect(error)
-                try:
-                    return self._call(method, args, kwargs)
-                except MlevalError as retried:
-                    if method == "insert" and getattr(retried, "rule", "").endswith(".unique"):
-                        return _row_count(args, kwargs)  # it had landed before the owner died
-                    raise
-
-        return forward
+            except MlevalError as retried:
+                if method == "insert" and getattr(retried, "rule", "").endswith(".unique"):
+                    return _row_count(args, kwargs)  # it had landed before the owner died
+                raise
 
     def _call(self, method: str, args: tuple, kwargs: dict) -> Any:
         import ray
@@ -128,6 +122,20 @@ class RemoteCatalog:
 
     def close(self) -> None:
         """The owner is shared by every process on the workspace: closing a client leaves it running."""
+
+
+def _forwarding(method: str):
+    def forward(self: RemoteCatalog, *args: Any, **kwargs: Any) -> Any:
+        return self._forward(method, args, kwargs)
+
+    forward.__name__ = forward.__qualname__ = method
+    forward.__doc__ = f"Catalog.{method}, run by the catalog owner actor."
+    return forward
+
+
+# The interface the owner serves, as methods of the client (the same list the owner accepts).
+for _method in sorted(REMOTE_METHODS):
+    setattr(RemoteCatalog, _method, _forwarding(_method))
 
 
 def connect_owner(location: StorageLocation, catalog_dir: str | Path | None = None) -> RemoteCatalog:
