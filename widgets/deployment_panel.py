@@ -3,7 +3,6 @@ with a test image, read its usage figures and roll it back."""
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 from PIL import Image
 
-from mleval.catalog.rules import SEMVER_REGEX
+from mleval.catalog.rules import check_version
 from mleval.core.errors import MlevalError, ValidationError
 from widgets._render import Palette, boxes_png
 
@@ -175,7 +174,9 @@ class DeploymentPanel(w.VBox):
         model, version = self.model.value, self.version.value.strip()
         if model is None:
             return self._refuse("Choose a model to deploy first.")
-        if not re.match(SEMVER_REGEX, version):
+        try:
+            check_version(version)
+        except ValidationError:
             return self._refuse(f"Version {escape(version)!r} is not semantic: type MAJOR.MINOR.PATCH, e.g. 1.0.0 "
                                 "(a higher one for a new version of a running deployment).")
         name = self.name.value.strip() or None

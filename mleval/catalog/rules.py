@@ -8,6 +8,8 @@ violation raises :class:`ValidationError` naming the rule, the row and its value
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 
 from mleval.core.enums import (
@@ -308,6 +310,52 @@ ENTITY_OF_TABLE = {
     "dataset_snapshots": "dataset_snapshot",
     "performance_metrics": "performance_metric",
 }
+
+
+_DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def check_version(version: str) -> str:
+    """``version`` when it is semantic (MAJOR.MINOR.PATCH), else ValidationError."""
+    if not re.match(SEMVER_REGEX, str(version)):
+        raise ValidationError("deployment.version_semver",
+                              f"version must be semantic (MAJOR.MINOR.PATCH, e.g. 1.0.0); got {version!r}.")
+    return version
+
+
+def _check(ok: bool, rule: str, message: str) -> None:
+    if not ok:
+        raise ValidationError(rule, message)
+
+
+def check_deployment_options(*, name: str, version: str, replicas: int, max_batch_size: int,
+                             batch_wait_timeout_s: float, autoscaling: dict | None, port: int, imgsz: int,
+                             conf: float, max_upload_bytes: int, host: str) -> None:
+    """The options of a deployment version (see ``mleval.deploy.deploy``); ValidationError naming the
+    first one that is wrong. The rate limit's text is parsed by ``mleval.deploy.limits``."""
+    _check(bool(_DEPLOYMENT_NAME.match(name)), "deployment.name_format",
+           f"name must be 1-63 letters, digits, '_', '.' or '-' (it becomes the URL path /{{name}}); got {name!r}.")
+    check_version(version)
+    _check(isinstance(replicas, int) and replicas >= 1, "deployment.replicas_positive",
+           f"replicas must be an integer >= 1; got {replicas!r}.")
+    _check(isinstance(max_batch_size, int) and 1 <= max_batch_size <= 256, "deployment.max_batch_size_range",
+           f"max_batch_size must be an integer from 1 to 256; got {max_batch_size!r}.")
+    _check(0 <= batch_wait_timeout_s <= 10, "deployment.batch_wait_range",
+           f"batch_wait_timeout_s must be between 0 and 10 seconds; got {batch_wait_timeout_s!r}.")
+    _check(1 <= int(port) <= 65535, "deployment.port_range", f"port must be 1-65535; got {port!r}.")
+    _check(bool(host) and "/" not in host, "deployment.host_valid", f"host must be a host name or IP; got {host!r}.")
+    _check(isinstance(imgsz, int) and 32 <= imgsz <= 4096, "deployment.imgsz_range",
+           f"imgsz must be an integer from 32 to 4096 pixels; got {imgsz!r}.")
+    _check(0.0 <= conf <= 1.0, "deployment.conf_range", f"conf must be between 0 and 1; got {conf!r}.")
+    _check(isinstance(max_upload_bytes, int) and max_upload_bytes > 0, "deployment.max_upload_positive",
+           f"max_upload_bytes must be a positive integer; got {max_upload_bytes!r}.")
+    if autoscaling is not None:
+        _check(isinstance(autoscaling, dict), "deployment.autoscaling_dict",
+               "autoscaling must be a dict of Serve's autoscaling_config, e.g. {'min_replicas': 1, 'max_replicas': 4}.")
+        low, high = autoscaling.get("min_replicas", 1), autoscaling.get("max_replicas", 1)
+        _check(isinstance(low, int) and isinstance(high, int) and 0 <= low <= high and high >= 1,
+               "deployment.autoscaling_range",
+               f"autoscaling needs 0 <= min_replicas <= max_replicas and max_replicas >= 1; got {autoscaling!r}.")
 
 
 def check_split(split: str) -> str:
