@@ -1,4 +1,6 @@
 """The catalog: one DuckDB file holding the entities, written by one process.
+(Over 400 lines: the writer's whole transactional interface, which the owner actor serves
+method by method; its queries live in ``repositories/``.)
 
 Every write checks the rules of ``rules.py`` first and runs in a transaction, so a batch
 lands whole or not at all. Bulk rows arrive as Arrow tables; a list of dicts is accepted

@@ -1,4 +1,5 @@
 """Every validation rule and state transition of the data model, in one place.
+(Long on purpose: one file answers "what may be stored", for every writer.)
 
 Row rules are SQL predicates that are true for a *bad* row. They run over staged rows
 (an Arrow table registered as ``r``) in one vectorised pass, so checking a million rows

@@ -1,4 +1,5 @@
 """COCO instances JSON: read and write ground truth (results lists: ``coco_results.py``).
+(Over 400 lines: the reader's checks of a foreign file, each with its own message, and the writer.)
 
 Layouts read by :func:`read_coco`:
 
