@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-STALE_TEMPORARY_S = 3600.0
+from mleval.storage.blobs import STALE_TEMPORARY_S
 
 
 @dataclass(frozen=True)

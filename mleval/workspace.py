@@ -28,6 +28,7 @@ needs them (:meth:`Workspace.scratch_dir`).
 from __future__ import annotations
 
 import json
+import logging
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,6 +86,14 @@ def _write_marker(location: StorageLocation) -> None:
     ).encode())
 
 
+def _remove_stale_temporaries(blobs: BlobStore) -> None:
+    removed = blobs.remove_stale_temporaries()
+    if removed:
+        logging.getLogger(__name__).info(
+            "removed %d temporaries left in %s by writes that never finished (their writer was killed)",
+            len(removed), blobs.root_uri)
+
+
 class Workspace:
     """A folder (or object-store prefix) of images, annotations, models and results, with the API over them.
 
@@ -117,6 +126,7 @@ class Workspace:
         _prepare_root(location)
         _write_marker(location)
         blobs = BlobStore(location.join("blobs"))
+        _remove_stale_temporaries(blobs)
         if ray_address is not None:
             ensure_ray(ray_address)
         try:

@@ -183,7 +183,8 @@ async def _image_from_request(request: Request, max_upload_bytes: int) -> tuple[
 
 
 def _decode(data: bytes, max_pixels: int) -> np.ndarray:
-    """Checked before decoding, so a bomb or a truncated file is refused cheaply and never reaches the model."""
+    """Checked first (a bomb by its header, before any decoding; a file cut short by decoding it
+    strictly), so neither reaches the model."""
     from mleval.core.errors import ImageFileError
     from mleval.images.decode import decode_rgb
     from mleval.images.probe import probe_image

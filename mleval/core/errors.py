@@ -73,6 +73,11 @@ class CatalogUnavailableError(MlevalError):
     """The catalog owner actor died and could not be started again; the message says what to do."""
 
 
+class StoreUnavailableError(MlevalError):
+    """The workspace's store (its blob folder or bucket) cannot be reached or written; the message
+    says what was kept and what to do."""
+
+
 class DependencyError(MlevalError, ImportError):
     """An optional dependency needed for this call is missing."""
 

@@ -32,7 +32,7 @@ from typing import Any
 import pyarrow as pa
 
 from mleval.catalog.catalog import new_id, utc_now
-from mleval.core.errors import ImageFileError, MlevalError, ValidationError
+from mleval.core.errors import ImageFileError, MlevalError, StoreUnavailableError, ValidationError
 from mleval.core.records import ImageRecord, RecordList
 from mleval.images.probe import DEFAULT_MAX_PIXELS, ImageInfo, probe_image
 from mleval.storage.blobs import BlobStore, StoredBlob
@@ -132,14 +132,24 @@ def _probe_and_store(source: UploadSource, blobs: BlobStore, max_pixels: int) ->
                 raise ImageFileError("is a folder, not a file.")
             if status.st_size >= WHOLE_READ_BYTES:
                 with open(fd, "rb", closefd=False) as stream:
-                    info = probe_image(stream, max_pixels=max_pixels)  # reads the header and a little of the end
+                    info = probe_image(stream, max_pixels=max_pixels)
                     stream.seek(0)
-                    return info, blobs.put_stream(stream)
+                    return info, _store(blobs.put_stream, stream, blobs)
             data = _read_all(fd, status.st_size)
         finally:
             os.close(fd)
-    # The header is parsed from memory: no seeks or small reads, and it describes exactly the bytes stored.
-    return probe_image(data, max_pixels=max_pixels), blobs.put_bytes(data)
+    # Probed from memory: no seeks or small reads, and the facts describe exactly the bytes stored.
+    return probe_image(data, max_pixels=max_pixels), _store(blobs.put_bytes, data, blobs)
+
+
+def _store(put: Callable, data: Any, blobs: BlobStore) -> StoredBlob:
+    """A failed write is the store's failure, not the file's: it stops the upload (every other file
+    would fail the same way) instead of being reported once per file."""
+    try:
+        return put(data)
+    except OSError as error:
+        raise StoreUnavailableError(
+            f"the workspace's blob store {blobs.root_uri} cannot be written ({error.strerror or error})") from None
 
 
 def _read_all(fd: int, size: int) -> bytes:
@@ -175,7 +185,7 @@ def upload_images(
         in_flight = deque([submit(chunk) for chunk in chunks[:2]])
         for index, positions in enumerate(chunks):
             chunk = sources[positions.start:positions.stop]
-            outcomes = _results(in_flight.popleft(), chunk)
+            outcomes = _results(in_flight.popleft(), chunk, report)
             if index + 2 < len(chunks):
                 in_flight.append(submit(chunks[index + 2]))
             _record_chunk(catalog, chunk, outcomes, split, dataset_id, seen, report)
@@ -238,9 +248,17 @@ class _FileWorkers:
         self.pool.shutdown(wait=error_type is not None, cancel_futures=True)
 
 
-def _results(pending: list, chunk: list[UploadSource]) -> list:
+def _results(pending: list, chunk: list[UploadSource], report: UploadReport) -> list:
     try:
         return [outcome for future in pending for outcome in future.result()]
+    except StoreUnavailableError as error:
+        first = chunk[0]
+        raise StoreUnavailableError(
+            f"{error} while storing the files from {first.path or first.name} on. The {len(report.succeeded)} new "
+            f"images and {len(report.duplicates)} duplicates recorded before stay; nothing after them was recorded. "
+            "When the store is back, upload the same files again: those already stored are reported as "
+            "duplicates, the rest are added (ws.gc() removes blobs a failed upload stored but never recorded)."
+        ) from None
     except BrokenProcessPool:
         first, last = chunk[0], chunk[-1]
         raise MlevalError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from mleval.core.errors import NotFoundError
 from mleval.storage.location import StorageLocation
 
 CHUNK_BYTES = 1 << 20
+# A temporary older than this belongs to a write whose writer died: no write takes an hour.
+STALE_TEMPORARY_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -76,11 +79,29 @@ class BlobStore:
             raise
 
     def _temporary(self, beside: str | None = None) -> str:
-        """A fresh temporary name: next to the blob ``beside`` on a local disk (a rename within one
-        folder is the cheapest, and parallel writers do not queue on one shared folder's lock),
-        else under ``tmp/``."""
+        """A fresh temporary name under ``tmp/``, where a write that never finished is found without
+        listing the blobs. On a local disk the blob ``beside``'s prefix names a subfolder
+        (``tmp/ab/``), so parallel writers do not queue on one shared folder's lock."""
         name = os.urandom(16).hex()  # as unique as a uuid4, at a fifth of its cost per file
-        return f"{self._path(beside)}.{name}.tmp" if beside and self._local else f"{self._root}/tmp/{name}"
+        if not (beside and self._local):
+            return f"{self._root}/tmp/{name}"
+        folder = f"{self._root}/tmp/{beside[7:9]}"
+        if folder not in self._made_dirs:
+            os.makedirs(folder, exist_ok=True)
+            self._made_dirs.add(folder)
+        return f"{folder}/{name}"
+
+    def remove_stale_temporaries(self, older_than_s: float = STALE_TEMPORARY_S) -> list[str]:
+        """Remove what writes that never finished (their writer was killed) left under ``tmp/``,
+        when older than ``older_than_s`` (a younger one may belong to a write under way). Lists
+        ``tmp/`` only, so it is cheap whatever the number of blobs; returns the paths removed."""
+        selector = pafs.FileSelector(f"{self._root}/tmp", recursive=True, allow_not_found=True)
+        cutoff = time.time() - older_than_s
+        stale = [info.path for info in self._fs.get_file_info(selector)
+                 if info.type == pafs.FileType.File and info.mtime is not None and info.mtime.timestamp() < cutoff]
+        for path in stale:
+            self._delete_path(path)
+        return stale
 
     # Plain file calls on a local disk: for many small images pyarrow's per-file overhead dominates.
     def _open_sink(self, path: str):
@@ -182,7 +203,7 @@ class BlobStore:
     def scan(self) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
         """Everything under the store, with modification times (epoch seconds): (blobs as (key, time),
         temporaries as (path, time)). A temporary is a write that never finished (its writer died) or
-        one under way."""
+        one under way; ``*.tmp`` beside the blobs are those of earlier versions, which wrote them there."""
         selector = pafs.FileSelector(self._root, recursive=True, allow_not_found=True)
         keys, temporaries = [], []
         for info in self._fs.get_file_info(selector):

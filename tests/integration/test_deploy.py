@@ -79,6 +79,11 @@ def _truncated_png() -> bytes:
     return _png()[:300]
 
 
+def _cut_jpeg_with_its_end() -> bytes:
+    data = image_bytes("JPEG", size=(160, 120))
+    return data[: len(data) // 2] + b"\xff\xd9"
+
+
 def test_bad_uploads_get_4xx_json_and_the_replica_keeps_serving(served):
     _, dep = served
     key = dep.create_api_key("bad-input")
@@ -86,6 +91,7 @@ def test_bad_uploads_get_4xx_json_and_the_replica_keeps_serving(served):
     cases = {
         "not an image": (dict(files={"file": ("a.png", b"hello, not an image", "image/png")}), 422),
         "truncated": (dict(files={"file": ("a.png", _truncated_png(), "image/png")}), 422),
+        "jpeg cut in half, end marker appended": (dict(files={"file": ("a.jpg", _cut_jpeg_with_its_end(), "image/jpeg")}), 422),
         "oversized file": (dict(files={"file": ("a.bmp", big, "image/bmp")}), 413),
         "too many pixels": (dict(files={"file": ("a.png", _png(size=(600, 400)), "image/png")}), 413),
         "wrong content type": (dict(data=b"abc", headers={"Content-Type": "text/plain"}), 415),

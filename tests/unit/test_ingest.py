@@ -31,13 +31,13 @@ GOOD = [
 ]
 
 
-# Bytes go through mleval's header readers, streams through PIL: both must tell the same.
+# Whole files in memory and seekable streams must get the same verdict.
 AS_GIVEN = {"bytes": lambda data: data, "stream": io.BytesIO}
 
 
 @pytest.mark.parametrize("given", list(AS_GIVEN))
 @pytest.mark.parametrize(("name", "fmt", "mode", "options"), GOOD, ids=[g[0] for g in GOOD])
-def test_every_supported_format_is_probed_from_its_header(name, fmt, mode, options, given):
+def test_every_supported_format_is_probed(name, fmt, mode, options, given):
     data = image_bytes(fmt, mode=mode, size=(70, 30), **options)
     info = probe_image(AS_GIVEN[given](data))
     assert (info.format.value, info.width, info.height, info.file_size) == (fmt, 70, 30, len(data))
@@ -75,7 +75,7 @@ WEBPS = {  # lossy (VP8), lossless (VP8L), extended (VP8X): still with alpha or 
 
 
 @pytest.mark.parametrize("kind", list(WEBPS))
-def test_webp_headers_read_from_the_container_match_pil(kind):
+def test_webp_facts_match_pils_own_reading(kind):
     data = WEBPS[kind]
     with Image.open(io.BytesIO(data)) as image:  # PIL's reader: libwebp, through its decoder
         orientation = image.getexif().get(0x0112, 1)
@@ -126,6 +126,51 @@ def test_bad_files_are_refused_with_a_reason(name, data, reason, given):
         probe_image(AS_GIVEN[given](data))
 
 
+def _png_without_its_last_data_chunks() -> bytes:
+    """A PNG of several IDAT chunks cut at a chunk boundary, IEND put back: every chunk's CRC is right."""
+    data = image_bytes("PNG", size=(400, 400))
+    chunks, offset = [], 8
+    while offset < len(data):
+        length = int.from_bytes(data[offset:offset + 4], "big")
+        chunks.append(data[offset:offset + 12 + length])
+        offset += 12 + length
+    idats = [c for c in chunks if c[4:8] == b"IDAT"]
+    assert len(idats) > 1, "the test image needs several IDAT chunks"
+    kept = [c for c in chunks if c not in idats[len(idats) // 2:]]
+    return data[:8] + b"".join(kept)
+
+
+CUT_WITH_THE_END_PUT_BACK = {  # each one passed the old end-marker check
+    "jpeg cut in half, FF D9 appended": (lambda d: d[: len(d) // 2] + b"\xff\xd9")(
+        image_bytes("JPEG", size=(300, 200))),
+    "png missing data chunks, IEND kept": _png_without_its_last_data_chunks(),
+    "gif cut, trailer appended": (lambda d: d[: len(d) * 2 // 3] + b"\x3b")(
+        image_bytes("GIF", mode="L", size=(200, 200))),
+}
+
+
+@pytest.mark.parametrize("given", list(AS_GIVEN))
+@pytest.mark.parametrize("case", list(CUT_WITH_THE_END_PUT_BACK))
+def test_a_file_cut_short_is_refused_even_when_its_end_marker_is_put_back(case, given):
+    with pytest.raises(ImageFileError, match="truncated or damaged"):
+        probe_image(AS_GIVEN[given](CUT_WITH_THE_END_PUT_BACK[case]))
+
+
+def test_a_jpeg_with_a_recoverable_oddity_is_still_taken_in():
+    # Stray bytes before the end marker: libjpeg warns ("extraneous bytes"), every pixel decodes.
+    data = image_bytes("JPEG", size=(70, 30))
+    info = probe_image(data[:-2] + b"\x00\x00\xff\xd9")
+    assert (info.format.value, info.width, info.height) == ("JPEG", 70, 30)
+
+
+def test_cmyk_and_progressive_jpegs_are_decoded_to_check_them():
+    cmyk = Image.fromarray(np.random.default_rng(1).integers(0, 255, (30, 70, 4), np.uint8), "CMYK")
+    buffer = io.BytesIO()
+    cmyk.save(buffer, "JPEG")
+    assert probe_image(buffer.getvalue()).mode == "CMYK"
+    assert probe_image(image_bytes("JPEG", size=(70, 30), progressive=True)).width == 70
+
+
 @pytest.mark.parametrize("given", list(AS_GIVEN))
 def test_decompression_bomb_is_refused_without_decoding(given):
     def claiming(side: int) -> bytes:  # a 1x1 PNG whose header is rewritten to claim side x side pixels
@@ -170,7 +215,7 @@ def test_upload_reports_successes_duplicates_and_failures(ws, tmp_path, monkeypa
     assert ws.images.count() == len(GOOD)
     stored = sorted(p.name for p in (ws.root / "blobs" / "sha256").rglob("*") if p.is_file())
     assert len(stored) == len(GOOD)  # failed files left nothing behind, the copy was stored once
-    assert list((ws.root / "blobs" / "tmp").iterdir()) == []
+    assert [p for p in (ws.root / "blobs" / "tmp").rglob("*") if p.is_file()] == []  # no temporary left
 
 
 def test_files_on_disk_go_to_worker_processes_and_in_memory_data_to_threads(ws, tmp_path, monkeypatch):

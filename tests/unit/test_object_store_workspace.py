@@ -190,3 +190,67 @@ def test_a_protocol_only_fsspec_knows_works_the_same(cache):
         ws.close()
     finally:
         fsspec.filesystem("memory").rm(uri.removeprefix("memory://"), recursive=True)
+
+
+@pytest.fixture
+def stoppable_s3():
+    """A local S3 of this test's own, which the test may stop and start again on the same port
+    (its buckets and objects live in this process, so they outlast a stop)."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    servers = [ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)]
+    servers[0].start()
+    host, port = servers[0].get_host_and_port()
+
+    class Store:
+        options = {"endpoint_override": f"{host}:{port}", "scheme": "http", "region": "us-east-1",
+                   "access_key": "testing", "secret_key": "testing", "connect_timeout": 1, "request_timeout": 5}
+
+        @staticmethod
+        def stop():
+            servers[-1].stop()
+
+        @staticmethod
+        def start():
+            servers.append(ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False))
+            servers[-1].start()
+
+    bucket = f"mleval-{uuid.uuid4().hex[:12]}"
+    pafs.S3FileSystem(**Store.options, allow_bucket_creation=True).create_dir(bucket)
+    Store.uri = f"s3://{bucket}/ws"
+    yield Store
+    servers[-1].stop()
+
+
+def test_a_store_that_goes_away_mid_upload_stops_it_with_a_clear_error_and_a_retry_completes_it(
+        stoppable_s3, cache, monkeypatch):
+    from mleval.core.errors import StoreUnavailableError
+    from mleval.images import ingest
+
+    monkeypatch.setattr(ingest, "CHUNK_FILES", 16)  # small chunks: the store goes away after the first
+    monkeypatch.setattr(ingest, "TASK_FILES", 4)
+    files = [(f"img{i}.png", image_bytes(size=(24, 24), seed=i)) for i in range(100)]
+    ws = mleval.Workspace.open(stoppable_s3.uri, storage_options=stoppable_s3.options)
+    try:
+        def stop_after_the_first_chunk(done, total):
+            if done == 16:
+                stoppable_s3.stop()
+
+        with pytest.raises(StoreUnavailableError) as raised:
+            ws.images.upload(files, progress=stop_after_the_first_chunk)
+        message = str(raised.value)
+        assert f"blob store {ws.blobs.root_uri} cannot be written" in message, message
+        assert "upload the same files again" in message and "images and 0 duplicates recorded before stay" in message
+        recorded = ws.sql("SELECT count(*) AS n FROM images").to_pylist()[0]["n"]
+        assert 16 <= recorded < 100, recorded  # the first chunk, and nothing half-recorded
+
+        stoppable_s3.start()
+        retry = ws.images.upload(files, progress=False)
+        assert (len(retry.duplicates), len(retry.succeeded), len(retry.failed)) == (recorded, 100 - recorded, 0)
+        report = ws.check()
+        assert report.ok and report.looked_at["images rows"] == 100, str(report)
+    finally:
+        ws.close()

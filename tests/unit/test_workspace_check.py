@@ -67,3 +67,35 @@ def test_mleval_check_prints_the_report_and_exits_1_when_broken(ws, uploaded, ca
         raise AssertionError("mleval check exited 0 on a broken workspace")
     out = capsys.readouterr().out
     assert "images whose blob is missing: 1" in out and "repair:" in out
+
+
+def test_opening_a_workspace_removes_the_temporaries_of_writes_that_never_finished(tmp_path):
+    import mleval
+
+    ws = mleval.Workspace.open(tmp_path / "ws")
+    ws.images.upload([("a.png", image_bytes(seed=1))])
+    blobs = ws.blobs
+    ws.close()
+    tmp = blobs.root_uri + "/tmp"
+    os.makedirs(f"{tmp}/ab", exist_ok=True)
+    stale, fresh = f"{tmp}/ab/0123abcd", f"{tmp}/4567ef01"  # left by a killed upload; an upload under way
+    for path, age in ((stale, 7200), (fresh, 60)):
+        with open(path, "wb") as half_written:
+            half_written.write(b"half")
+        _age(path, age)
+
+    reopened = mleval.Workspace.open(tmp_path / "ws")
+    try:
+        assert not os.path.exists(stale) and os.path.exists(fresh)
+        assert reopened.check().ok, str(reopened.check())  # a young temporary is not a finding
+    finally:
+        reopened.close()
+
+
+def test_a_write_in_memory_goes_through_a_temporary_under_tmp(ws, monkeypatch):
+    # Every temporary is under tmp/, so opening finds them without listing the blobs.
+    seen = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda source, destination: (seen.append(source), real_replace(source, destination)))
+    stored = ws.blobs.put_bytes(image_bytes(seed=5))
+    assert seen and seen[0].startswith(ws.blobs.root_uri + "/tmp/" + stored.sha256[:2] + "/")
