@@ -30,6 +30,19 @@ class FormatError(ValidationError):
     """A dataset file as a whole cannot be read or written (missing, not parseable, wrong layout)."""
 
 
+def line_column(text: str | bytes, offset: int) -> tuple[int, int]:
+    """1-based ``(line, column)`` of ``offset`` in ``text``, as parsers report where a file is broken."""
+    newline = "\n" if isinstance(text, str) else b"\n"
+    line_start = text.rfind(newline, 0, offset) + 1  # type: ignore[arg-type]
+    return text.count(newline, 0, offset) + 1, offset - line_start + 1  # type: ignore[arg-type]
+
+
+def undecodable(rel: str, exc: UnicodeDecodeError) -> str:
+    """Message for a file whose bytes are not UTF-8: where the first bad byte is."""
+    line, column = line_column(exc.object, exc.start)
+    return f"{rel}: not UTF-8 text (line {line}, column {column}: byte 0x{exc.object[exc.start]:02x}, {exc.reason})"
+
+
 def open_root(path: str | os.PathLike[str]) -> Node:
     """A folder as ``Path``, a .zip as ``zipfile.Path`` (its file stays open while the result lives)."""
     p = Path(path)
@@ -90,6 +103,14 @@ def walk_files(folder: Node) -> Iterator[Node]:
             yield from walk_files(entry)
         else:
             yield entry
+
+
+def is_file(node: Node) -> bool:
+    """``node.is_file()``, but False for a name the file system cannot hold (OSError: file name too long)."""
+    try:
+        return node.is_file()
+    except OSError:
+        return False
 
 
 def local_path(node: Node) -> Path | None:

@@ -63,11 +63,17 @@ def read_coco(
     for node in json_nodes:
         rel = _files.relative(node, base)
         doc = _load_json(node, rel)
-        if not isinstance(doc, dict):
+        if isinstance(doc, list):
             raise FormatError(
                 "coco.instances_file",
                 f"{path}: {rel} is a JSON list, i.e. a COCO results file; read it with "
                 "read_coco_results(results_path, annotations=<instances json>).",
+            )
+        if not isinstance(doc, dict):
+            raise FormatError(
+                "coco.instances_file",
+                f"{path}: {rel} holds a JSON {type(doc).__name__}, not an object with 'images', 'annotations' "
+                "and 'categories'; is this a COCO instances file?",
             )
         names = _read_categories(doc, rel, categories, dataset.errors)
         file_split = normalize_split(split) if split is not None else _split_from_name(node, nested=str(node.parent) != str(base))
@@ -106,14 +112,20 @@ def _annotation_files(root: Node) -> list[Node]:
 
 def _load_json(node: Node, rel: str) -> Any:
     try:
-        return json.loads(node.read_bytes())
+        data = node.read_bytes()
+    except OSError as exc:
+        raise FormatError("coco.json_valid", f"{rel}: cannot be read ({exc}).") from None
+    try:
+        return json.loads(data)
     except json.JSONDecodeError as exc:
         raise FormatError(
             "coco.json_valid",
             f"{rel}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); fix or re-export it.",
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FormatError("coco.json_valid", f"{rel}: cannot be read ({exc}).") from None
+    except UnicodeDecodeError as exc:
+        raise FormatError(
+            "coco.json_valid", f"{_files.undecodable(rel, exc)}; save it as UTF-8 or re-export it."
+        ) from None
 
 
 _SPLIT_TOKEN = re.compile(r"^(train|val|valid|validation|test)\d*$")
@@ -136,8 +148,10 @@ def _read_categories(doc: dict, rel: str, categories: list[str], errors: list[It
     valid: list[tuple[Any, str]] = []
     for i, cat in enumerate(entries if isinstance(entries, list) else []):
         name = cat.get("name") if isinstance(cat, dict) else None
-        if not isinstance(name, str) or not name.strip() or "id" not in cat:
-            errors.append(ItemError(f"{rel}: categories[{i}]", f"needs an 'id' and a non-empty 'name', got {cat!r}"))
+        if not isinstance(name, str) or not name.strip() or "id" not in cat or not _is_id(cat["id"]):
+            errors.append(
+                ItemError(f"{rel}: categories[{i}]", f"needs an 'id' (a number) and a non-empty 'name', got {cat!r}")
+            )
             continue
         valid.append((cat["id"], name))
     if all(isinstance(cid, int) for cid, _ in valid):
@@ -169,9 +183,10 @@ def _image_folder(root: Node, node: Node, doc: dict, split: str | None, image_ro
         candidates = [_files.child(root, n) for n in names] + [json_dir]
     else:
         candidates.append(json_dir / "images")
+    images = doc.get("images")
     probe = [
         img["file_name"]
-        for img in (doc.get("images") or [])[:3]
+        for img in (images[:3] if isinstance(images, list) else [])
         if isinstance(img, dict) and isinstance(img.get("file_name"), str) and _files.is_relative_inside(img["file_name"])
     ]
     for folder in candidates:
@@ -203,8 +218,9 @@ def _read_instances(
         raise FormatError("coco.instances_file", f"{rel}: no 'images' list; is this a COCO instances file?")
     for i, entry in enumerate(images):
         item = f"{rel}: images[{i}]"
-        if not isinstance(entry, dict) or "id" not in entry or not isinstance(entry.get("file_name"), str):
-            errors.append(ItemError(item, "needs an 'id' and a 'file_name'"))
+        if not isinstance(entry, dict) or "id" not in entry or not _is_id(entry["id"]) or not isinstance(
+                entry.get("file_name"), str):
+            errors.append(ItemError(item, "needs an 'id' (a number) and a 'file_name' (a string)"))
             continue
         image_id, file_name = entry["id"], entry["file_name"]
         item = f"{rel}: image id {image_id} ({file_name})"
@@ -218,7 +234,7 @@ def _read_instances(
             dropped[image_id] = ItemError(item, f"{exc.detail} It is left out with its annotations.")
             errors.append(dropped[image_id])
             continue
-        if check_images and not node.is_file():
+        if check_images and not _files.is_file(node):
             by_id[image_id] = None
             dropped[image_id] = ItemError(
                 item, f"image file {_files.relative(node, root)} not found; left out with its annotations"
@@ -256,13 +272,13 @@ def _read_instances(
             errors.append(ItemError(_where(rel, i, ann), "is not an object"))
             continue
         image_id = ann.get("image_id")
-        if image_id not in by_id:
+        if not _is_id(image_id) or image_id not in by_id:
             errors.append(ItemError(_where(rel, i, ann), f"image_id {image_id!r} is not in images"))
             continue
         image = by_id[image_id]
         if image is None:
             continue  # reported once with its image
-        label = names.get(ann.get("category_id"))
+        label = names.get(ann.get("category_id")) if _is_id(ann.get("category_id")) else None
         if label is None:
             errors.append(
                 ItemError(_where(rel, i, ann), f"category_id {ann.get('category_id')!r} is not in categories")
@@ -270,9 +286,16 @@ def _read_instances(
             continue
         try:
             image.objects.append(_object(ann, label, image))
-        except (ValidationError, ValueError, TypeError) as exc:
+        except ValidationError as exc:
             errors.append(ItemError(_where(rel, i, ann), str(exc)))
+        except (ValueError, TypeError, OverflowError) as exc:  # float() of a string, a list, an int beyond floats
+            errors.append(ItemError(_where(rel, i, ann), f"bbox, segmentation and score must hold numbers ({exc})"))
     return by_id
+
+
+def _is_id(value: Any) -> bool:
+    """A JSON value usable as an id (COCO's are ints): not a list or an object, which cannot be looked up."""
+    return not isinstance(value, (list, dict))
 
 
 def _where(rel: str, index: int, ann: Any) -> str:

@@ -119,6 +119,12 @@ def _read_annotation(
     except ET.ParseError as exc:
         errors.append(ItemError(item, f"not valid XML ({exc}); image left out"))
         return None
+    except (ValueError, LookupError) as exc:  # expat cannot read the encoding named in <?xml ... encoding=?>
+        errors.append(
+            ItemError(item, f"not readable XML (line 1: the declared encoding is not supported: {exc}); "
+                            "save it as UTF-8; image left out")
+        )
+        return None
     folder = voc_id.rpartition("/")[0]
     base_name = (doc.findtext("filename") or "").strip() or f"{voc_id.rpartition('/')[2]}.jpg"
     file_name = f"{folder}/{base_name}" if folder else base_name
@@ -127,11 +133,12 @@ def _read_annotation(
     except ValidationError as exc:
         errors.append(ItemError(item, f"{exc.detail} The image is left out."))
         return None
-    if not image_node.is_file():
+    if not _files.is_file(image_node):
         errors.append(ItemError(item, f"image JPEGImages/{file_name} not found; left out"))
         return None
     try:
-        width, height = int(float(doc.findtext("size/width") or 0)), int(float(doc.findtext("size/height") or 0))
+        width = _whole(doc.findtext("size/width") or "0", "width")
+        height = _whole(doc.findtext("size/height") or "0", "height")
         if width <= 0 or height <= 0:
             width, height = _files.image_size(image_node)  # size missing or 0 in the XML
         image = LabelledImage(
@@ -153,12 +160,20 @@ def _read_annotation(
                 attributes["pose"] = obj.findtext("pose").strip()  # type: ignore[union-attr]
             for flag in _FLAGS:
                 if obj.findtext(flag) is not None:
-                    attributes[flag] = int(float(obj.findtext(flag)))  # type: ignore[arg-type]
+                    attributes[flag] = _whole(obj.findtext(flag), flag)  # type: ignore[arg-type]
             rle = object_masks.get(k)
             image.objects.append(LabelledObject(name, (xmin - 1, ymin - 1, xmax, ymax), rle=rle, attributes=attributes))
         except (ValueError, ValidationError) as exc:
             errors.append(ItemError(f"{item}: object {k} ({name or 'no name'})", str(exc)))
     return image
+
+
+def _whole(text: str, tag: str) -> int:
+    """``<tag>``'s text as an int (``"3"``, ``"3.0"``); ValueError naming the tag otherwise (also for inf and nan)."""
+    try:
+        return int(float(text))
+    except (ValueError, OverflowError):
+        raise ValueError(f"<{tag}> must be a whole number, got {text.strip()[:40]!r}") from None
 
 
 def _object_masks(

@@ -9,6 +9,7 @@ as ultralytics sees the images. A label file is found as ultralytics finds it: t
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,44 @@ def _yaml():
     return yaml
 
 
+@functools.cache
+def _loader() -> type:
+    """``yaml.SafeLoader`` whose bad dates (``2020-13-01``) are YAML errors with a line, not a bare ValueError."""
+    yaml = _yaml()
+
+    class Loader(yaml.SafeLoader):
+        def construct_yaml_timestamp(self, node):
+            try:
+                return super().construct_yaml_timestamp(node)
+            except ValueError as exc:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{node.value!r} is not a valid date ({exc}); quote it to keep it as text",
+                    node.start_mark,
+                ) from None
+
+    Loader.add_constructor("tag:yaml.org,2002:timestamp", Loader.construct_yaml_timestamp)
+    return Loader
+
+
+def _load_yaml(node: Node, path: str | Path, yaml_rel: str) -> Any:
+    """data.yaml's content; FormatError saying the line and column where it is not UTF-8 or not YAML."""
+    yaml = _yaml()
+    try:
+        text = node.read_bytes().decode("utf-8-sig")  # ultralytics reads data.yaml as UTF-8
+        return yaml.load(text, Loader=_loader())
+    except UnicodeDecodeError as exc:
+        raise FormatError("yolo.data_yaml", f"{path}: {_files.undecodable(yaml_rel, exc)}; save it as UTF-8.") from None
+    except yaml.reader.ReaderError as exc:  # a control character: no mark, only an offset into the text
+        line, column = _files.line_column(text, exc.position)
+        raise FormatError(
+            "yolo.data_yaml",
+            f"{path}: {yaml_rel} is not valid YAML (line {line}, column {column}: character #x{exc.character:04x}, "
+            f"{exc.reason}); remove it.",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise FormatError("yolo.data_yaml", f"{path}: {yaml_rel} is not valid YAML ({exc}); fix it.") from None
+
+
 def read_yolo(path: str | Path) -> LabelledDataset:
     """Read a YOLO dataset from its ``data.yaml``, the folder holding it, or a ``.zip`` of that folder.
 
@@ -43,10 +82,7 @@ def read_yolo(path: str | Path) -> LabelledDataset:
     ids, malformed lines and label files without an image become ItemErrors.
     """
     yaml_node, yaml_rel = _find_yaml(path)
-    try:
-        config = _yaml().safe_load(yaml_node.read_bytes())
-    except _yaml().YAMLError as exc:
-        raise FormatError("yolo.data_yaml", f"{path}: {yaml_rel} is not valid YAML ({exc}); fix it.") from None
+    config = _load_yaml(yaml_node, path, yaml_rel)
     if not isinstance(config, dict):
         raise FormatError(
             "yolo.data_yaml", f"{path}: {yaml_rel} must be a mapping with 'names' and 'train'/'val' keys."
@@ -117,7 +153,7 @@ def _names(config: dict, yaml_rel: str) -> dict[int, str]:
     if isinstance(names, dict):
         try:
             return {int(k): str(v) for k, v in names.items()}
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an id of .inf
             pass
     raise FormatError(
         "yolo.data_yaml", f"{yaml_rel}: 'names' must be a list of class names or a mapping id -> name, got {names!r}."
@@ -144,13 +180,13 @@ def _split_images(root: Node, entry: str, item: str, errors: list[ItemError]) ->
         return [(f, node) for f in _files.walk_files(node) if f.suffix.lower() in _files.IMAGE_SUFFIXES]
     if node.is_file() and node.suffix.lower() == ".txt":
         listed = []
-        lines = node.read_bytes().decode("utf-8-sig").splitlines()
+        lines = node.read_bytes().decode("utf-8-sig", errors="replace").splitlines()  # bad bytes: "not found" lines
         for lineno, line in enumerate(lines, 1):
             line = line.strip()
             if not line:
                 continue
             image = _files.child(node.parent, line[2:]) if line.startswith("./") else _files.child(root, line)
-            if not image.is_file():
+            if not _files.is_file(image):
                 errors.append(ItemError(f"{_files.relative(node, root)}:{lineno}", f"image {line} not found"))
                 continue
             if image.suffix.lower() in _files.IMAGE_SUFFIXES:
@@ -220,7 +256,7 @@ def _parse_line(line: str, width: int, height: int, id_to_label: dict[int, str])
     except ValueError:
         raise ValueError(f"not a list of numbers: {line.strip()[:80]!r}") from None
     class_id, coords = values[0], values[1:]
-    if class_id != int(class_id) or int(class_id) not in id_to_label:
+    if not class_id.is_integer() or int(class_id) not in id_to_label:  # is_integer: False for nan and inf too
         raise ValueError(f"class id {tokens[0]} is not in data.yaml names (ids 0..{len(id_to_label) - 1})")
     n = len(coords)
     if n not in (4, 5) and n < 6:
