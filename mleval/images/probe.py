@@ -74,7 +74,7 @@ def probe_image(source: str | Path | bytes | BinaryIO, *, max_pixels: int = DEFA
     of an unsupported format, larger than ``max_pixels``, truncated or damaged.
     """
     if isinstance(source, bytes):
-        return _probe_stream(io.BytesIO(source), max_pixels)
+        return _probe_stream(io.BytesIO(source), max_pixels, source)
     stream, owned = (open(source, "rb"), True) if isinstance(source, (str, Path)) else (source, False)
     try:
         return _probe_stream(stream, max_pixels)
@@ -83,7 +83,8 @@ def probe_image(source: str | Path | bytes | BinaryIO, *, max_pixels: int = DEFA
             stream.close()
 
 
-def _probe_stream(stream: BinaryIO, max_pixels: int) -> ImageInfo:
+def _probe_stream(stream: BinaryIO, max_pixels: int, data: bytes | None = None) -> ImageInfo:
+    """``data``: the file's bytes when the caller holds them already (``stream`` reads the same)."""
     stream.seek(0, os.SEEK_END)
     file_size = stream.tell()
     if file_size == 0:
@@ -112,14 +113,18 @@ def _probe_stream(stream: BinaryIO, max_pixels: int) -> ImageInfo:
             orientation = _exif_orientation(image, image_format)
             width, height = _upright_within_limit(image_format, *image.size, orientation, max_pixels)
             mode = image.mode
-            pages = _decode_every_page(image, image_format, stream)
+            pages = _decode_every_page(image, image_format, stream, data)
     return ImageInfo(image_format, width, height, mode, pages, file_size, orientation)
 
 
-def _decode_every_page(image: Image.Image, image_format: ImageFormat, stream: BinaryIO) -> int:
+def _decode_every_page(image: Image.Image, image_format: ImageFormat, stream: BinaryIO,
+                       data: bytes | None) -> int:
     """The number of pages, each decoded once: raises when any of them is cut short or damaged."""
     if image_format == ImageFormat.JPEG:
-        _decode_jpeg(stream)
+        if data is None:
+            stream.seek(0)
+            data = stream.read()
+        _decode_jpeg(data)
         return 1
     pages = getattr(image, "n_frames", 1) if image_format != ImageFormat.GIF else 0
     page = 0
@@ -139,11 +144,9 @@ def _decode_every_page(image: Image.Image, image_format: ImageFormat, stream: Bi
         raise _truncated(where + _detail(error)) from None
 
 
-def _decode_jpeg(stream: BinaryIO) -> None:
+def _decode_jpeg(data: bytes) -> None:
     import simplejpeg
 
-    stream.seek(0)
-    data = stream.read()
     try:
         _, _, colorspace, _ = simplejpeg.decode_jpeg_header(data)
         target = {"CMYK": "CMYK", "YCCK": "CMYK", "Gray": "GRAY"}.get(colorspace, "RGB")
