@@ -1,4 +1,6 @@
 """The public entry point: ``Workspace.open(path_or_uri)``.
+(Over 400 lines on purpose: the facade lists every action a user can take on a workspace in one
+place; each method hands over to its service in a few lines.)
 
 A workspace is a folder, or a prefix on an object store (``s3://bucket/prefix``, or any
 URI pyarrow or fsspec can open, see ``mleval.storage.location``)::

@@ -8,15 +8,13 @@ rollback reconfigures the running replicas, which load the new model beside the 
 swap, so no request is refused while it happens. ``mleval.deploy.deploy`` builds this app;
 ``serve run serve_apps/detector.yaml`` builds it through :func:`app_builder`.
 
-A replica reads and decodes requests on its event loop and worker threads; the model itself
-runs on one model thread, which merges the predictions waiting for it into one batch
-(``serve_apps/model_thread.py``).
+A replica reads and decodes requests (``serve_apps/uploads.py``) on its event loop and worker
+threads; the model itself runs on one model thread, which merges the predictions waiting for
+it into one batch (``serve_apps/model_thread.py``, the endpoint's only batcher).
 """
 
 
 import asyncio
-import base64
-import binascii
 import functools
 import hashlib
 import json
@@ -32,7 +30,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
-from starlette.datastructures import UploadFile
 
 from mleval.catalog.repositories import DeploymentRepository
 from mleval.cluster import http_ingress
@@ -42,15 +39,15 @@ from mleval.deploy.limits import RateLimit, parse_rate_limit, retry_after_header
 from mleval.deploy.monitor import get_collector
 from mleval.deploy.shared_limits import get_shared_limiter
 from mleval.deploy.schemas import ErrorResponse, HealthResponse, PredictJSONRequest, PredictResponse, Timings
-from serve_apps.model_thread import ModelThread, predict_images
+from .model_thread import ModelThread, predict_images
+from .uploads import ApiError, decode_upload, read_upload
 
 logger = logging.getLogger("mleval.serve")
 
 FLUSH_EVERY_S = 1.0
 KEYS_REFRESH_EVERY_S = 10.0
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
 MAX_BUFFERED_EVENTS = 100_000
-SERVE_BATCHES = 8  # Serve batches handed to the model thread at once
+REQUESTS_PER_BATCH_SLOT = 8  # a replica takes this many batches' worth of requests at once
 
 api = FastAPI(
     title="mleval model endpoint",
@@ -87,16 +84,6 @@ _PREDICT_BODY = {"requestBody": {"required": True, "content": {
 }}}
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: str, headers: dict[str, str] | None = None):
-        super().__init__(detail)
-        self.status, self.error, self.detail, self.headers = status, error, detail, headers
-
-    def response(self) -> JSONResponse:
-        return JSONResponse({"error": self.error, "detail": self.detail}, status_code=self.status,
-                            headers=self.headers)
-
-
 @dataclass(frozen=True)
 class _Serving:
     """What one version serves; replaced as a whole on reconfigure so a request sees one version."""
@@ -112,92 +99,6 @@ class _Serving:
     @property
     def version(self) -> str:
         return self.config["version"]
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "too_large", f"the body has {int(declared):,} bytes; this deployment takes at most "
-                                         f"{limit:,} (max_upload_bytes).")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ApiError(413, "too_large", f"the body exceeds {limit:,} bytes (max_upload_bytes).")
-    if not body:
-        raise ApiError(400, "empty_body", "the request has no body; send the image as multipart/form-data "
-                                          "field 'file', or JSON {\"image_base64\": ...}.")
-    return bytes(body)
-
-
-async def _image_from_request(request: Request, max_upload_bytes: int) -> tuple[bytes, float | None]:
-    """The uploaded image bytes and the optional ``conf`` of a multipart, JSON or raw image body."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "multipart/form-data":
-        body = await _read_body(request, max_upload_bytes + MULTIPART_OVERHEAD_BYTES)
-
-        async def replay() -> dict:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        try:
-            form = await Request(request.scope, replay).form(max_files=1, max_fields=4)
-        except Exception as error:
-            raise ApiError(400, "bad_multipart", f"the multipart body could not be parsed ({error}).") from None
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise ApiError(400, "missing_file", "the multipart body has no file field named 'file'.")
-        data = await upload.read()
-        conf_text = form.get("conf")
-        try:
-            conf = float(conf_text) if isinstance(conf_text, str) and conf_text.strip() else None
-        except ValueError:
-            raise ApiError(400, "bad_conf", f"conf must be a number between 0 and 1; got {conf_text!r}.") from None
-    elif content_type == "application/json":
-        # base64 is 4/3 the size of the file it carries
-        body = await _read_body(request, max_upload_bytes * 4 // 3 + 1024)
-        try:
-            payload = PredictJSONRequest.model_validate_json(body)
-        except Exception as error:
-            raise ApiError(400, "bad_json", f"the JSON body must be {{\"image_base64\": \"...\"}}: {error}") from None
-        text = payload.image_base64
-        if text.startswith("data:"):
-            text = text.partition(",")[2]
-        try:
-            data = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            raise ApiError(400, "bad_base64", "image_base64 is not valid base64.") from None
-        conf = payload.conf
-    elif content_type.startswith("image/") or content_type == "application/octet-stream":
-        data, conf = await _read_body(request, max_upload_bytes), None
-    else:
-        raise ApiError(415, "unsupported_media_type",
-                       f"content type {content_type or '(none)'!r} is not accepted; send multipart/form-data "
-                       "with a 'file' field, application/json with image_base64, or the image bytes as image/*.")
-    if not data:
-        raise ApiError(400, "empty_file", "the uploaded file is empty (0 bytes).")
-    if len(data) > max_upload_bytes:
-        raise ApiError(413, "too_large", f"the image has {len(data):,} bytes; at most {max_upload_bytes:,} are taken.")
-    if conf is not None and not 0.0 <= conf <= 1.0:
-        raise ApiError(400, "bad_conf", f"conf must be between 0 and 1; got {conf}.")
-    return data, conf
-
-
-def _decode(data: bytes, max_pixels: int) -> np.ndarray:
-    """Checked first (a bomb by its header, before any decoding; a file cut short by decoding it
-    strictly), so neither reaches the model."""
-    from mleval.core.errors import ImageFileError
-    from mleval.images.decode import decode_rgb
-    from mleval.images.probe import probe_image
-
-    try:
-        probe_image(data, max_pixels=max_pixels)
-    except ImageFileError as error:
-        too_big = "decompression bomb" in str(error)
-        raise ApiError(413 if too_big else 422, "too_many_pixels" if too_big else "not_an_image", str(error)) from None
-    try:
-        return decode_rgb(data)
-    except Exception as error:
-        raise ApiError(422, "not_an_image", f"the image could not be decoded ({error}).") from None
 
 
 @serve.deployment(name="Model", max_ongoing_requests=32, graceful_shutdown_timeout_s=30)
@@ -224,9 +125,8 @@ class ModelServer:
         # The first forward pass is slow (allocation, kernel selection): pay it before serving.
         warmup = np.zeros((int(config["imgsz"]), int(config["imgsz"]), 3), dtype=np.uint8)
         await self._model.call(predict_images, loaded.predictor, [warmup], 1.0, self._model.threads)
-        self._predict_batch.set_max_batch_size(int(config["max_batch_size"]))
-        self._model.max_batch_size = int(config["max_batch_size"])
-        self._predict_batch.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
+        self._model.configure(max_batch_size=int(config["max_batch_size"]),
+                              batch_wait_timeout_s=float(config["batch_wait_timeout_s"]))
         await self._refresh_keys()
         self._serving = _Serving(config, loaded.predictor, parse_rate_limit(config.get("rate_limit")))
         await asyncio.to_thread(self._mark_active, config["row_id"])
@@ -294,14 +194,6 @@ class ModelServer:
             except Exception as error:  # the collector restarts; keep serving meanwhile
                 logger.warning("metrics flush failed: %s", error)
 
-    # -- the model call ----------------------------------------------------------------------
-    # Serve's batches go straight to the model thread, which merges those waiting for it into one
-    # model call (see serve_apps/model_thread.py): SERVE_BATCHES of them may wait at once.
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0, max_concurrent_batches=SERVE_BATCHES)
-    async def _predict_batch(self, items: list[tuple[_Serving, np.ndarray, float]]) -> list[tuple[Any, int]]:
-        return list(await asyncio.gather(*(self._model.predict(serving.predictor, image, conf)
-                                           for serving, image, conf in items)))
-
     # -- routes ------------------------------------------------------------------------------
     @api.get("/health", response_model=HealthResponse, responses={503: _ERRORS[503]})
     async def health(self):
@@ -331,12 +223,12 @@ class ModelServer:
                 raise ApiError(429, "rate_limited", f"key {key_name!r} is over this deployment's rate limit "
                                f"({serving.config.get('rate_limit')}); retry after {wait_s:.2f} s.",
                                {"Retry-After": retry_after_header(wait_s)})
-            data, conf = await _image_from_request(request, int(serving.config["max_upload_bytes"]))
+            data, conf = await read_upload(request, int(serving.config["max_upload_bytes"]))
             decode_started = time.perf_counter()
-            image = await asyncio.to_thread(_decode, data, int(serving.config["max_pixels"]))
+            image = await asyncio.to_thread(decode_upload, data, int(serving.config["max_pixels"]))
             decode_ms = (time.perf_counter() - decode_started) * 1000.0
             conf = float(serving.config["conf"]) if conf is None else conf
-            prediction, batch_size = await self._predict_batch((serving, image, conf))
+            prediction, batch_size = await self._model.predict(serving.predictor, image, conf)
             detections = prediction.detections.filter(prediction.detections.scores >= conf)
             body = PredictResponse(
                 model=serving.config["model_name"], model_version=serving.version, deployment=self._name,
@@ -385,7 +277,7 @@ def build_app(*, workspace: WorkspaceAddress, deployment_name: str, config: dict
                             .encode()).hexdigest()[:12]
     options: dict[str, Any] = {
         "user_config": config, "ray_actor_options": resources,
-        "max_ongoing_requests": max(32, SERVE_BATCHES * int(config["max_batch_size"])),
+        "max_ongoing_requests": max(32, REQUESTS_PER_BATCH_SLOT * int(config["max_batch_size"])),
     }
     if autoscaling:
         options["autoscaling_config"] = autoscaling

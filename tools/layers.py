@@ -56,7 +56,29 @@ def package_of(path: Path, repo: Path) -> str | None:
     return "mleval." + parts[1]
 
 
-def runtime_imports(tree: ast.AST):
+# The folders widgets/ and serve_apps/ install under these import names (setup.py).
+INSTALLED_AS = {"mleval_widgets": "widgets", "mleval_serve": "serve_apps"}
+
+
+def canonical(module: str) -> str:
+    """An import as the folder it names: ``mleval_serve.detector`` -> ``serve_apps.detector``."""
+    head, _, rest = module.partition(".")
+    head = INSTALLED_AS.get(head, head)
+    return f"{head}.{rest}" if rest else head
+
+
+def absolute(node: ast.ImportFrom, here: str | None) -> str | None:
+    """The module an ``import from`` names; a relative one resolved from ``here`` (the importing
+    module's dotted name)."""
+    if node.level == 0:
+        return canonical(node.module) if node.module else None
+    if here is None:
+        return None
+    base = here.split(".")[: -node.level] if node.level else []
+    return ".".join(base + ([node.module] if node.module else [])) or None
+
+
+def runtime_imports(tree: ast.AST, here: str | None = None):
     skip: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If):
@@ -71,21 +93,27 @@ def runtime_imports(tree: ast.AST):
             continue
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield alias.name, node.lineno
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.module, node.lineno
+                yield canonical(alias.name), node.lineno
+        elif isinstance(node, ast.ImportFrom) and (module := absolute(node, here)):
+            yield module, node.lineno
 
 
-def all_imports(tree: ast.AST):
-    """Every absolute import, type-only ones included (a module that needs another's type depends on it)."""
+def all_imports(tree: ast.AST, here: str | None = None):
+    """Every import, type-only ones included (a module that needs another's type depends on it)."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield alias.name
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.module
+                yield canonical(alias.name)
+        elif isinstance(node, ast.ImportFrom) and (module := absolute(node, here)):
+            yield module
             for alias in node.names:
-                yield f"{node.module}.{alias.name}"
+                yield f"{module}.{alias.name}"
+
+
+def dotted_path(path: Path, repo: Path) -> str:
+    """``widgets/annotator.py`` -> ``widgets.annotator``, ``widgets/__init__.py`` -> ``widgets.__init__``:
+    a relative import of level N starts from this name less its last N parts."""
+    return ".".join(path.relative_to(repo).with_suffix("").parts)
 
 
 def module_name(path: Path, repo: Path) -> str:
@@ -140,7 +168,7 @@ def main() -> int:
         except SyntaxError as error:
             print(f"cannot parse {path}: {error}")
             return 1
-        for module, line in runtime_imports(tree):
+        for module, line in runtime_imports(tree, dotted_path(path, repo)):
             dst = target_package(module, packages)
             if dst is None or dst == src or dst == "mleval":
                 continue
@@ -164,7 +192,7 @@ def main() -> int:
     modules = {module_name(p, repo): p for p in files}
     file_graph: dict[str, set[str]] = {}
     for name, path in modules.items():
-        for imported in all_imports(ast.parse(path.read_text())):
+        for imported in all_imports(ast.parse(path.read_text()), dotted_path(path, repo)):
             if imported in modules and imported != name and not modules[imported].name == "__init__.py":
                 file_graph.setdefault(name, set()).add(imported)
     file_sccs = strongly_connected(file_graph)

@@ -1,10 +1,10 @@
 """Notebook UI for mleval (ipywidgets, jupyter-bbox-widget). Drives the Workspace API only."""
 
-from widgets.annotator import Annotator
-from widgets.comparison import ComparisonView
-from widgets.deployment_panel import DeploymentPanel
-from widgets.gallery import Gallery
-from widgets.job_monitor import JobMonitor
-from widgets.uploader import Uploader
+from .annotator import Annotator
+from .comparison import ComparisonView
+from .deployment_panel import DeploymentPanel
+from .gallery import Gallery
+from .job_monitor import JobMonitor
+from .uploader import Uploader
 
 __all__ = ["Annotator", "ComparisonView", "DeploymentPanel", "Gallery", "JobMonitor", "Uploader"]

@@ -16,7 +16,7 @@ from jupyter_bbox_widget import BBoxWidget
 
 from mleval.core.enums import CreationMethod, ReviewState
 from mleval.core.errors import ConflictError, MlevalError
-from widgets._render import (
+from ._render import (
     PROPOSAL_COLOUR,
     Palette,
     boxes_png,

@@ -9,7 +9,7 @@ import ipywidgets as w
 
 from mleval.core.errors import MlevalError
 from mleval.evaluation import plots
-from widgets._render import figure_png
+from ._render import figure_png
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

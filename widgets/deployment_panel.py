@@ -15,7 +15,7 @@ from PIL import Image
 
 from mleval.catalog.rules import check_version
 from mleval.core.errors import MlevalError, ValidationError
-from widgets._render import Palette, boxes_png
+from ._render import Palette, boxes_png
 
 if TYPE_CHECKING:
     from mleval.deploy import DeploymentHandle

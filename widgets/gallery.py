@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from mleval.core.enums import DatasetSplit, ReviewState
-from widgets._render import Palette, draw_boxes, png_bytes, upright_image
+from ._render import Palette, draw_boxes, png_bytes, upright_image
 
 if TYPE_CHECKING:
     from mleval.core.records import AnnotationRecord, ImageRecord

@@ -10,7 +10,7 @@ import ipywidgets as w
 
 from mleval.core.errors import MlevalError
 from mleval.jobs.handle import TERMINAL
-from widgets._render import figure_png
+from ._render import figure_png
 
 if TYPE_CHECKING:
     import pyarrow as pa

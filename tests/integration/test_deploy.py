@@ -253,13 +253,13 @@ def test_the_serve_config_file_builds_the_same_app(served, tmp_path):
     from ray.serve.schema import ServeDeploySchema
 
     from mleval.deploy import get_deployment
-    from serve_apps.detector import app_builder
+    from mleval_serve.detector import app_builder
     from tests.integration.conftest import REPO
 
     ws, dep = served
     config = ServeDeploySchema.model_validate(yaml.safe_load((REPO / "serve_apps" / "detector.yaml").read_text()))
     application = config.applications[0]
-    assert application.import_path == "serve_apps.detector:app_builder"
+    assert application.import_path == "mleval_serve.detector:app_builder"
     port = dep.record.configuration["port"]
     args = {**application.args, "workspace": str(ws.root), "name": "from-yaml", "imgsz": 64, "port": port}
     serve.run(app_builder(args), name="from-yaml", route_prefix="/from-yaml")

@@ -31,7 +31,7 @@ def test_the_panel_deploys_calls_counts_and_rolls_back(ray_workspace):
     from PIL import Image
     from ray import serve
 
-    from widgets import DeploymentPanel
+    from mleval_widgets import DeploymentPanel
 
     ws = ray_workspace
     serve.shutdown()  # Serve left by another module keeps its HTTP port; this test serves on its own

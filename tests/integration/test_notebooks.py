@@ -124,7 +124,7 @@ def test_job_monitor_follows_a_real_inference_job(ray_workspace):
     import threading
 
     from tests.unit.conftest import image_bytes
-    from widgets import JobMonitor
+    from mleval_widgets import JobMonitor
 
     ws = ray_workspace
     ws.images.upload([(f"{i}.png", image_bytes(size=(96, 64), seed=i)) for i in range(8)], split="test")

@@ -172,10 +172,10 @@ def _multipart(files: dict, data: dict | None = None):
 def _status_of(request, limit: int = 10_000) -> int | tuple:
     import asyncio
 
-    from serve_apps.detector import ApiError, _image_from_request
+    from mleval_serve.uploads import ApiError, read_upload
 
     try:
-        data, conf = asyncio.run(_image_from_request(request, limit))
+        data, conf = asyncio.run(read_upload(request, limit))
     except ApiError as error:
         return error.status
     return len(data), conf
@@ -211,13 +211,13 @@ def test_bad_uploads_map_to_their_4xx(make, status):
 
 
 def test_images_are_checked_before_decoding():
-    from serve_apps.detector import ApiError, _decode
+    from mleval_serve.uploads import ApiError, decode_upload
     from tests.unit.conftest import image_bytes
 
-    assert _decode(image_bytes(size=(20, 10)), 5000).shape == (10, 20, 3)
+    assert decode_upload(image_bytes(size=(20, 10)), 5000).shape == (10, 20, 3)
     for data, status in ((b"not an image", 422), (image_bytes()[:100], 422), (image_bytes(size=(100, 100)), 413)):
         with pytest.raises(ApiError) as error:
-            _decode(data, 5000)
+            decode_upload(data, 5000)
         assert error.value.status == status
 
 
@@ -227,7 +227,7 @@ def test_the_model_call_uses_the_replicas_cpu_count_not_ultralytics_own(ws):
 
     import torch
 
-    from serve_apps.model_thread import predict_images
+    from mleval_serve.model_thread import predict_images
 
     predictor = ws.models.load("yolo11n", imgsz=64).predictor
     image = np.zeros((64, 64, 3), np.uint8)

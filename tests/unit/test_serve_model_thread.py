@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from serve_apps.model_thread import ModelThread
+from mleval_serve.model_thread import ModelThread
 
 
 class _SlowPredictor:
@@ -90,3 +90,24 @@ def test_each_model_waiting_gets_its_own_call_and_a_failure_stays_in_its_batch()
     assert old.calls == [[1, 3]] and new.calls == [[0], [2, 4]]
     assert isinstance(old_1, RuntimeError) and isinstance(old_3, RuntimeError)
     assert (new_2, new_4) == (((2, 0.5), 2), ((4, 0.5), 2))  # served after the failed batch
+
+
+def test_a_batch_wait_holds_an_idle_models_batch_until_it_is_full_or_the_wait_ends():
+    predictor = _SlowPredictor(seconds=0.0)
+
+    async def scenario():
+        model = ModelThread(threads=0)
+        model.configure(max_batch_size=3, batch_wait_timeout_s=5.0)
+        started = time.perf_counter()
+        full = await asyncio.gather(*(model.predict(predictor, _image(v), 0.5) for v in (1, 2, 3)))
+        full_s = time.perf_counter() - started  # full at once: no wait
+        model.configure(max_batch_size=8, batch_wait_timeout_s=0.2)
+        started = time.perf_counter()
+        lone = await model.predict(predictor, _image(4), 0.5)
+        return full, full_s, lone, time.perf_counter() - started
+
+    full, full_s, lone, lone_s = _run(scenario())
+    assert predictor.calls == [[1, 2, 3], [4]]
+    assert [size for _, size in full] == [3, 3, 3] and lone == ((4, 0.5), 1)
+    assert full_s < 1.0  # the 5 s wait ended as soon as the batch was full
+    assert lone_s >= 0.2  # a lone request waited for company until the wait ran out

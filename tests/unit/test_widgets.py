@@ -12,8 +12,8 @@ import pytest
 from mleval.catalog.catalog import new_id, utc_now
 from mleval.jobs.handle import JobHandle
 from tests.unit.conftest import detectors_of, image_bytes
-from widgets import Annotator, Gallery, JobMonitor, Uploader
-from widgets.annotator import bbox_to_xyxy
+from mleval_widgets import Annotator, Gallery, JobMonitor, Uploader
+from mleval_widgets.annotator import bbox_to_xyxy
 
 CLASSES = ["circle", "square"]
 
@@ -349,7 +349,7 @@ def _stored_predictions(ws, model, images, detections):
 
 
 def test_comparison_view_shows_the_leaderboard_and_figures(ws):
-    from widgets import ComparisonView
+    from mleval_widgets import ComparisonView
 
     images = sorted(ws.images.upload([(f"{i}.png", image_bytes(size=(100, 80), seed=i)) for i in range(2)],
                                      split="test").succeeded, key=lambda r: r.filename)
@@ -382,7 +382,7 @@ def _prepared_deployment(ws, name="det", version="1.0.0", **options):
 
 def test_deployment_panel_refuses_a_version_that_is_not_semantic(ws):
     from mleval.core.errors import ValidationError
-    from widgets import DeploymentPanel
+    from mleval_widgets import DeploymentPanel
 
     panel = DeploymentPanel(ws)
     assert panel.model.value == "yolo11n" and "sam2.1_t" not in panel.model.options  # SAM 2 cannot be served
@@ -397,7 +397,7 @@ def test_deployment_panel_refuses_a_version_that_is_not_semantic(ws):
 def test_deploying_runs_in_the_background_behind_a_status_line(ws, monkeypatch):
     import threading
 
-    from widgets import DeploymentPanel
+    from mleval_widgets import DeploymentPanel
 
     release, calls = threading.Event(), []
 
@@ -428,7 +428,7 @@ def test_deploying_runs_in_the_background_behind_a_status_line(ws, monkeypatch):
 
 def test_a_failed_deploy_is_shown_and_raised_by_wait(ws, monkeypatch):
     from mleval.core.errors import MlevalError
-    from widgets import DeploymentPanel
+    from mleval_widgets import DeploymentPanel
 
     def failing_deploy(model, **options):
         raise MlevalError("deployment 'det' version 1.0.0 failed to start: port in use")
@@ -444,7 +444,7 @@ def test_a_failed_deploy_is_shown_and_raised_by_wait(ws, monkeypatch):
 
 def test_an_api_key_is_shown_once_and_kept_for_test_requests(ws):
     from mleval.deploy.keys import hash_api_key
-    from widgets import DeploymentPanel
+    from mleval_widgets import DeploymentPanel
 
     dep = _prepared_deployment(ws)
     panel = DeploymentPanel(ws, deployment="det")
@@ -462,7 +462,7 @@ def test_an_api_key_is_shown_once_and_kept_for_test_requests(ws):
 
 
 def test_choosing_a_deployment_shows_its_versions(ws):
-    from widgets import DeploymentPanel
+    from mleval_widgets import DeploymentPanel
 
     _prepared_deployment(ws, name="a")
     _prepared_deployment(ws, name="b", version="2.0.0")
@@ -477,7 +477,7 @@ def test_choosing_a_deployment_shows_its_versions(ws):
 
 
 def test_a_test_request_needs_a_deployment_and_a_key(ws, uploaded):
-    from widgets import DeploymentPanel
+    from mleval_widgets import DeploymentPanel
 
     panel = DeploymentPanel(ws)
     assert panel.image.value == uploaded[0].id  # workspace images are offered as test images
@@ -489,7 +489,7 @@ def test_a_test_request_needs_a_deployment_and_a_key(ws, uploaded):
 
 def test_usage_figures_come_from_the_deployment_metrics(ws):
     from mleval.deploy.stats import DeploymentStats
-    from widgets import DeploymentPanel
+    from mleval_widgets import DeploymentPanel
 
     dep = _prepared_deployment(ws)
     panel = DeploymentPanel(ws, deployment=dep)
@@ -513,7 +513,7 @@ def test_usage_figures_come_from_the_deployment_metrics(ws):
 
 def test_rolling_back_the_first_version_says_there_is_none(ws):
     from mleval.core.errors import MlevalError
-    from widgets import DeploymentPanel
+    from mleval_widgets import DeploymentPanel
 
     panel = DeploymentPanel(ws, deployment=_prepared_deployment(ws))
     _press(panel.rollback_button)
@@ -527,7 +527,7 @@ def test_detections_are_drawn_over_the_test_image():
 
     from PIL import Image
 
-    from widgets.deployment_panel import detections_png
+    from mleval_widgets.deployment_panel import detections_png
 
     grey = io.BytesIO()
     Image.new("RGB", (100, 80), (128, 128, 128)).save(grey, "PNG")
