@@ -68,9 +68,9 @@ def boxes_of(segments: list[dict | None] | None, boxes_xyxy: Any) -> list[list[f
         return [[float(v) for v in box] for box in boxes_xyxy]
     if segments is None or any(s is None for s in segments):
         return None
-    from mleval.core.masks import polygons_bbox_xyxy, rle_bbox_xyxy
+    from mleval.core.masks import segment_bbox_xyxy
 
-    return [list(rle_bbox_xyxy(s["rle"]) if "rle" in s else polygons_bbox_xyxy(s["polygons"])) for s in segments]
+    return [list(segment_bbox_xyxy(s)) for s in segments]
 
 
 class AnnotationCollection:

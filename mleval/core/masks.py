@@ -37,6 +37,7 @@ __all__ = [
     "rle_bbox_xyxy",
     "rle_to_mask",
     "rle_to_polygons",
+    "segment_bbox_xyxy",
 ]
 
 
@@ -171,6 +172,17 @@ def polygons_bbox_xyxy(polygons: Sequence[Sequence[float]]) -> tuple[float, floa
     if not xs or not ys:
         raise ValidationError("mask.polygon_points", "cannot take the box of an empty polygon list.")
     return (min(xs), min(ys), max(xs), max(ys))
+
+
+def segment_bbox_xyxy(segment: Mapping[str, Any]) -> tuple[float, float, float, float]:
+    """Tight box around a stored segment, ``{"rle": {...}}`` or ``{"polygons": [[x, y, ...], ...]}``:
+    the one place an object given only as a segment gets its box."""
+    if "rle" in segment:
+        return rle_bbox_xyxy(segment["rle"])
+    if "polygons" in segment:
+        return polygons_bbox_xyxy(segment["polygons"])
+    raise ValidationError("mask.segment_form", f"a segment is {{'rle': ...}} or {{'polygons': ...}}; got the keys "
+                          f"{sorted(segment)}.")
 
 
 def rle_to_polygons(rle: Mapping[str, Any]) -> list[list[float]]:

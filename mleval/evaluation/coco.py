@@ -40,9 +40,10 @@ class Matches(NamedTuple):
     ``ground_truths``: one row per annotation, in input order, by its ``gt_id``; ``ignored`` for
     crowd regions; ``det_index_XX`` the detection that matched it, ``matched_XX`` True/False, null
     when ignored.
-    Input annotations that carry ``source_image_id``, ``annotation_id`` or ``object_index`` (where
-    the object came from: mleval gives its workspace image, annotation and place in it) keep them
-    as columns of the same names.
+    Input annotations and detections that carry ``source_image_id``, ``annotation_id`` or
+    ``object_index`` (where the object came from: mleval gives a ground truth's workspace image,
+    annotation and place in it, and a detection's image and place in its prediction) keep them as
+    columns of the same names.
     """
 
     detections: pa.Table
@@ -161,9 +162,11 @@ class CocoEvaluation:
             "iscrowd": pa.array([bool(a["iscrowd"]) for a in anns], pa.bool_()),
             "ignored": pa.array(m.gt_ignored, pa.bool_()),
         }
-        for name, arrow_type in _source_fields():  # where the caller's ground truth came from, when it said
+        for name, arrow_type in _source_fields():  # where the caller's objects came from, when it said
             if any(name in a for a in anns):
                 gts[name] = pa.array([a.get(name) for a in anns], arrow_type())
+            if any(name in d for d in inputs.dt):
+                dets[name] = pa.array([d.get(name) for d in inputs.dt], arrow_type())
         for t, threshold in enumerate(m.iou_thresholds):
             tag = _tag(threshold)
             matched = m.dt_gt_index[t] >= 0

@@ -74,21 +74,50 @@ class EvaluationRun:
         numbers: evaluate again)."""
         import pyarrow.compute as pc
 
-        if self.evaluation is None:
-            raise MlevalError(f"run {self.key!r} was read back from the catalog, which keeps its numbers but not "
-                              "its per-object matches; evaluate again (ws.evaluate) to list its false negatives.")
-        tag = f"{round(float(iou_threshold) * 100):02d}"
-        truths = self.evaluation.matches().ground_truths
-        if f"matched_{tag}" not in truths.column_names:
-            raise ValidationError("evaluation.iou_threshold", f"iou_threshold must be one of 0.50, 0.55, ..., 0.95; "
-                                  f"got {iou_threshold}.")
+        truths, tag = self._match_table("ground_truths", iou_threshold, "false negatives")
         missed = truths.filter(pc.fill_null(pc.invert(truths.column(f"matched_{tag}")), False))
-        names = self.evaluation.category_names
         return pa.table({
             "image_id": missed.column("source_image_id"), "annotation_id": missed.column("annotation_id"),
-            "object_index": missed.column("object_index"),
-            "class_name": pa.array([names[c] for c in missed.column("category_id").to_pylist()], pa.string()),
+            "object_index": missed.column("object_index"), "class_name": self._class_names(missed),
         })
+
+    def false_positives(self, *, iou_threshold: float = 0.5) -> pa.Table:
+        """The counted detections that matched no ground truth at ``iou_threshold`` (0.50, ... 0.95),
+        highest score first: ``image_id`` and ``object_index`` (its place in the model's prediction
+        for that image), ``class_name``, ``score``, and ``best_iou`` / ``best_annotation_id`` /
+        ``best_object_index``: the same-class ground truth it overlapped most (null: none), so a
+        box that was close but not close enough can be told from one on the background. Same
+        provenance as :meth:`false_negatives`."""
+        import pyarrow.compute as pc
+
+        detections, tag = self._match_table("detections", iou_threshold, "false positives")
+        wrong = detections.filter(pc.fill_null(pc.invert(detections.column(f"tp_{tag}")), False))
+        wrong = wrong.sort_by([("score", "descending")])
+        truths = self.evaluation.matches().ground_truths
+        row_of = {gt_id: k for k, gt_id in enumerate(truths.column("gt_id").to_pylist())}
+        best = [row_of.get(g) for g in wrong.column("best_gt_id").to_pylist()]
+        annotation_ids, object_indices = (truths.column(c).to_pylist() for c in ("annotation_id", "object_index"))
+        return pa.table({
+            "image_id": wrong.column("source_image_id"), "object_index": wrong.column("object_index"),
+            "class_name": self._class_names(wrong), "score": wrong.column("score"), "best_iou": wrong.column("best_iou"),
+            "best_annotation_id": pa.array([None if k is None else annotation_ids[k] for k in best], pa.string()),
+            "best_object_index": pa.array([None if k is None else object_indices[k] for k in best], pa.int64()),
+        })
+
+    def _match_table(self, which: str, iou_threshold: float, listing: str) -> tuple[pa.Table, str]:
+        if self.evaluation is None:
+            raise MlevalError(f"run {self.key!r} was read back from the catalog, which keeps its numbers but not "
+                              f"its per-object matches; evaluate again (ws.evaluate) to list its {listing}.")
+        tag = f"{round(float(iou_threshold) * 100):02d}"
+        table = getattr(self.evaluation.matches(), which)
+        if f"det_index_{tag}" not in self.evaluation.matches().ground_truths.column_names:
+            raise ValidationError("evaluation.iou_threshold", f"iou_threshold must be one of 0.50, 0.55, ..., 0.95; "
+                                  f"got {iou_threshold}.")
+        return table, tag
+
+    def _class_names(self, table: pa.Table) -> pa.Array:
+        names = self.evaluation.category_names
+        return pa.array([names[c] for c in table.column("category_id").to_pylist()], pa.string())
 
     def to_pandas(self) -> pd.DataFrame:
         """:attr:`per_class` as a DataFrame (``metrics.to_pandas()`` for the stored rows)."""

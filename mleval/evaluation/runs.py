@@ -138,7 +138,7 @@ def _split_images(ws: WorkspaceContext, ds: DatasetRecord, split: str) -> list[d
 
 def _ground_truth(ws: WorkspaceContext, ds: DatasetRecord, split: str) -> list[GroundTruthObject]:
     """Ground-truth objects of the split's images, oldest annotation first."""
-    from mleval.core.masks import polygons_bbox_xyxy, rle_bbox_xyxy
+    from mleval.core.masks import segment_bbox_xyxy
 
     table = AnnotationRepository(ws.catalog).objects_of_dataset(ds.id, split=split)
     objects = []
@@ -149,10 +149,7 @@ def _ground_truth(ws: WorkspaceContext, ds: DatasetRecord, split: str) -> list[G
         crowd = (json.loads(metadata) if metadata else {}).get("iscrowd") or [0] * len(labels)
         for k, label in enumerate(labels):
             segment = segments[k]
-            if boxes:
-                box = tuple(boxes[k])
-            else:
-                box = rle_bbox_xyxy(segment["rle"]) if "rle" in segment else polygons_bbox_xyxy(segment["polygons"])
+            box = tuple(boxes[k]) if boxes else segment_bbox_xyxy(segment)
             objects.append(GroundTruthObject(image_id, label, box, segment, bool(crowd[k]), annotation_id, k))
     if not objects:
         raise ValidationError("evaluation.ground_truth", f"the {split} images of dataset {ds.name!r} have no ground "
@@ -236,7 +233,8 @@ def _coco_detections(rows: list[dict], index: dict[str, int], class_names: list[
                 continue
             x1, y1, x2, y2 = box
             det = {"image_id": index[row["image_id"]], "category_id": category[name],
-                   "bbox": [x1, y1, x2 - x1, y2 - y1], "score": score}
+                   "bbox": [x1, y1, x2 - x1, y2 - y1], "score": score,
+                   "source_image_id": row["image_id"], "object_index": j}
             if iou_type == "segm":
                 det["segmentation"] = masks[j]
             dt.append(det)

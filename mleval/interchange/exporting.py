@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mleval.catalog.repositories import AnnotationRepository, ImageRepository
 from mleval.core.errors import ValidationError
+from mleval.core.masks import segment_bbox_xyxy
 from mleval.core.progress import Progress, ProgressOption, check_progress
 from mleval.formats import (
     FORMATS,
@@ -167,19 +168,13 @@ def _attach_objects(
             segment = segments[k] or {}
             image.objects.append(LabelledObject(
                 label=label,
-                bbox_xyxy=tuple(boxes[k]) if boxes else _segment_box(segment),
+                bbox_xyxy=tuple(boxes[k]) if boxes else segment_bbox_xyxy(segment),
                 polygons=segment.get("polygons"),
                 rle=segment.get("rle"),
                 iscrowd=bool(crowd[k]),
                 score=scores[k] if scores else None,
                 attributes=attributes[k] or {},
             ))
-
-
-def _segment_box(segment: dict) -> tuple[float, float, float, float]:
-    from mleval.core import masks
-
-    return masks.rle_bbox_xyxy(segment["rle"]) if "rle" in segment else masks.polygons_bbox_xyxy(segment["polygons"])
 
 
 def _workspace_categories(ws: WorkspaceContext) -> list[str]:

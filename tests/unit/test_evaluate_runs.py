@@ -334,3 +334,28 @@ def test_a_false_negative_names_the_annotation_and_object_it_missed(scene):
     assert perfect.false_negatives().num_rows == 0
     with pytest.raises(MlevalError, match="read back from the catalog"):
         load_run(ws, perfect.key).false_negatives()
+
+
+def test_a_false_positive_names_the_prediction_and_the_ground_truth_it_came_closest_to(scene):
+    ws, images, noisy = scene["ws"], scene["images"], scene["detections"]["yolo12n"]
+    run = evaluate(ws, "yolo12n", "shapes")
+    wrong = run.false_positives(iou_threshold=0.5).to_pylist()
+    index_of = {image.id: i for i, image in enumerate(images)}
+    by_object = {(index_of[row["image_id"]], row["object_index"]): row for row in wrong}
+    # the extra circles on images 0 and 1, and image 2's first circle called a square
+    assert {(0, 2), (1, 1), (2, 0)} <= set(by_object)
+    for row in wrong:  # every row points at the detection of its class in the model's prediction
+        label, _, score = noisy[index_of[row["image_id"]]][row["object_index"]]
+        assert (row["class_name"], row["score"]) == (label, pytest.approx(score))
+    assert [row["score"] for row in wrong] == sorted((row["score"] for row in wrong), reverse=True)
+    square = by_object[(2, 0)]
+    assert square["class_name"] == "square" and square["best_annotation_id"] is None  # no square on image 2
+    circle = by_object[(0, 2)]  # image 0 has a circle elsewhere: named, with no overlap
+    assert circle["best_iou"] == 0.0 and circle["best_object_index"] == 0
+    for row in (r for r in wrong if r["best_annotation_id"] is not None):
+        annotation = next(a for a in ws.annotations.list(image=row["image_id"]) if a.id == row["best_annotation_id"])
+        assert annotation.class_labels[row["best_object_index"]] == row["class_name"]
+        assert 0 <= row["best_iou"] < 0.5
+    assert evaluate(ws, "yolo11n", "shapes").false_positives().num_rows == 0  # its "dog" is not a dataset class
+    with pytest.raises(ValidationError, match="iou_threshold"):
+        run.false_positives(iou_threshold=0.42)
