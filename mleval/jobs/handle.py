@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mleval.core.enums import JobStatus
@@ -52,11 +53,14 @@ class JobHandle:
     """``.status``, ``.progress`` (0-100), ``.logs``, ``.wait()``, ``.result()``, ``.cancel()`` of a
     catalog job row."""
 
-    def __init__(self, ws: WorkspaceContext, table: str, job_id: str, runner: Any = None):
+    def __init__(self, ws: WorkspaceContext, table: str, job_id: str, runner: Any = None,
+                 on_runner_died: Callable[[], None] | None = None):
         self._ws = ws
         self.table = table
         self.id = str(job_id)
         self._runner = runner  # the Ray ObjectRef of the driver task, when started here
+        # what else a driver that died without a word leaves to settle (a training job's result model)
+        self._on_runner_died = on_runner_died
 
     @property
     def record(self) -> dict[str, Any]:
@@ -146,6 +150,8 @@ class JobHandle:
                 self._ws.catalog.append_log(self.table, self.id, f"runner died: {error}")
                 if self.record["status"] not in TERMINAL:
                     self._ws.catalog.update(self.table, self.id, {"status": JobStatus.FAILED.value})
+                if self._on_runner_died is not None:
+                    self._on_runner_died()
             self._runner = None
 
     def cancel(self) -> None:

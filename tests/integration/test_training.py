@@ -129,6 +129,37 @@ def test_cancel_stops_a_running_training(ray_workspace, tmp_path):
     assert job.record["result_model_id"] is None
 
 
+def test_a_killed_training_driver_leaves_a_whole_workspace_and_says_so(ray_workspace, tmp_path):
+    """SIGKILL the driver task at a random point of the run: the job and its result model end as
+    failed (not "running" forever), its Ray Train workers stop, and ws.check() finds nothing
+    but what ws.gc() collects."""
+    import random
+
+    from mleval.jobs.handle import JobFailedError
+
+    ws = ray_workspace
+    import_shapes(ws, tmp_path)
+    # one point a run (MLEVAL_KILL_POINT picks one, to reproduce a failure)
+    point = os.environ.get("MLEVAL_KILL_POINT") or random.choice(["started", "first epoch", "second epoch"])
+    print(f"killing the driver at: {point}")
+    job = start_training(ws, "yolo11n", "shapes", hyperparameters={**HYPERPARAMETERS, "epochs": 50}, workers=1)
+    pid = int(_wait_for(lambda: re.search(r"driver pid (\d+)", job.logs), timeout_s=120).group(1))
+    epochs = {"started": 0, "first epoch": 1, "second epoch": 2}[point]
+    if epochs:
+        _wait_for(lambda: training_metrics(ws, job.id).num_rows >= epochs, timeout_s=240)
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(JobFailedError, match="runner died"):
+        job.result(timeout=120, progress=False)
+    assert job.status == "failed", point
+    model = ws.models.get(json.loads(job.record["metadata"])["result_model_id"])
+    assert model.training_status == "failed" and model.metadata["outcome"] == "failed", point
+    done = training_metrics(ws, job.id).num_rows
+    time.sleep(15)  # the workers went with their driver: no epoch is reported after it
+    assert training_metrics(ws, job.id).num_rows == done < 50, point
+    report = ws.check()
+    assert {f.kind for f in report.findings} <= {"blobs no row refers to"}, (point, report)
+
+
 def test_a_model_trained_at_96_is_used_at_96_everywhere(ray_workspace, tmp_path):
     """The model's own settings are the defaults: evaluate, infer and deploy use the size it was trained at."""
     from mleval.deploy.deployments import prepare_version

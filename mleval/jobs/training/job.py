@@ -10,9 +10,11 @@ cause in its logs; a cancelled job's model ends ``failed`` (metadata says cancel
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -179,7 +181,8 @@ def start_training(
         "metadata": {"settings": settings, "result_model_id": model_id, "epochs": []},
     }])
     runner = ray.remote(num_cpus=0, max_retries=0)(run_training_job).remote(ws.address, job_id)
-    return JobHandle(ws, "training_jobs", job_id, runner)
+    return JobHandle(ws, "training_jobs", job_id, runner,
+                     on_runner_died=functools.partial(_end_model, ws, model_id, cancelled=False))
 
 
 def _json(value: Any) -> Any:
@@ -201,6 +204,7 @@ def run_training_job(workspace: WorkspaceAddress, job_id: str) -> None:
     ws = workspace.open()
     catalog = ws.catalog
     job = catalog.get("training_jobs", job_id)
+    catalog.append_log("training_jobs", job_id, f"driver pid {os.getpid()} on {socket.gethostname()}")
     model_id = _json(job["metadata"])["result_model_id"]
     try:
         catalog.update("training_jobs", job_id, {"status": JobStatus.RUNNING.value, "start_time": utc_now()})
