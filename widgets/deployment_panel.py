@@ -14,6 +14,7 @@ import ipywidgets as w
 from PIL import Image
 
 from mleval.catalog.rules import check_version
+from mleval.core.detections import Detections
 from mleval.core.errors import MlevalError, ValidationError
 from ._render import Palette, boxes_png
 
@@ -340,8 +341,9 @@ def detections_png(data: bytes, body: dict[str, Any], colour: str) -> bytes:
     from mleval.images.decode import decode_rgb
 
     picture = Image.fromarray(decode_rgb(data))  # upright, the frame of the response's boxes
+    found = Detections.from_dict(body)
     boxes = [(box, f"{name} {score:.2f}", colour)
-             for box, name, score in zip(body["boxes_xyxy"], body["class_names"], body["scores"])]
+             for box, name, score in zip(found.xyxy.tolist(), found.class_names, found.scores.tolist())]
     return boxes_png(picture, boxes, min_side_px=RESULT_MIN_PX)
 
 

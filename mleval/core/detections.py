@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +52,16 @@ class Detections:
         indices = np.flatnonzero(keep) if keep.dtype == bool else keep
         masks = None if self.masks_rle is None else tuple(self.masks_rle[i] for i in indices)
         return Detections(self.xyxy[indices], tuple(self.class_names[i] for i in indices), self.scores[indices], masks)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Detections:
+        """The inverse of :meth:`to_dict`: a ``/predict`` response body, or a stored prediction row
+        (its ``masks_rle`` a JSON text); missing or null lists are no objects."""
+        masks = d.get("masks_rle")
+        if isinstance(masks, str):
+            masks = json.loads(masks)
+        return cls(np.asarray(d.get("boxes_xyxy") or [], dtype=np.float64), tuple(d.get("class_names") or ()),
+                   np.asarray(d.get("scores") or [], dtype=np.float64), None if masks is None else tuple(masks))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: boxes xyxy, class names, scores and masks (RLE) when present."""

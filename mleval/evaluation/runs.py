@@ -19,6 +19,7 @@ import numpy as np
 
 from mleval.catalog.repositories import AnnotationRepository, ImageRepository, PredictionRepository
 from mleval.core.enums import Framework
+from mleval.core.detections import Detections
 from mleval.core.errors import MlevalError, ValidationError
 from mleval.core.progress import Progress, ProgressOption, check_progress
 from mleval.evaluation.run_store import (
@@ -220,11 +221,11 @@ def _coco_detections(rows: list[dict], index: dict[str, int], class_names: list[
     for row in rows:
         if row["image_id"] not in index:
             continue
-        masks = json.loads(row["masks_rle"]) if row["masks_rle"] else None
-        if iou_type == "segm" and masks is None and row["class_names"]:
+        found = Detections.from_dict(row)
+        if iou_type == "segm" and found.masks_rle is None and len(found):
             raise ValidationError("evaluation.masks", "this model's predictions hold no masks; evaluate it with "
                                   "iou_type='bbox' (or use a segmentation model such as yolo11n-seg).")
-        for j, (box, name, score) in enumerate(zip(row["boxes_xyxy"], row["class_names"], row["scores"])):
+        for j, (box, name, score) in enumerate(zip(found.xyxy.tolist(), found.class_names, found.scores.tolist())):
             if score < conf:
                 continue
             name = class_map.get(name, name)
@@ -236,7 +237,7 @@ def _coco_detections(rows: list[dict], index: dict[str, int], class_names: list[
                    "bbox": [x1, y1, x2 - x1, y2 - y1], "score": score,
                    "source_image_id": row["image_id"], "object_index": j}
             if iou_type == "segm":
-                det["segmentation"] = masks[j]
+                det["segmentation"] = found.masks_rle[j]
             dt.append(det)
     return dt, dropped
 
