@@ -3,12 +3,14 @@ scored by mask IoU overall and per class."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mleval.core.errors import ValidationError
-from mleval.evaluation.run_store import EvaluationRun, GroundTruthObject, store_run, timing_summary
+from mleval.core.detections import Detections
+from mleval.evaluation.run_store import EvaluationRun, store_run, timing_summary
 
 if TYPE_CHECKING:
     from mleval.core.records import DatasetRecord, ModelRecord
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def evaluate_promptable(ws: WorkspaceContext, record: ModelRecord, ds: DatasetRecord, split: str, key: str,
-                        images: list[dict], objects: list[GroundTruthObject], batch_size: int, *,
+                        images: list[dict], truth: dict[str, Detections], batch_size: int, *,
                         stored: dict | None = None) -> EvaluationRun:
     """Every non-crowd ground-truth object with a mask: its box is the prompt, its mask the answer key.
     ``stored``: what the run row records beside the results (``imgsz``, ``snapshot_id``)."""
@@ -26,15 +28,16 @@ def evaluate_promptable(ws: WorkspaceContext, record: ModelRecord, ds: DatasetRe
     from mleval.images.decode import decode_rgb
 
     sizes = {i["id"]: (i["height"], i["width"]) for i in images}
-    by_image: dict[str, list[GroundTruthObject]] = {}
+    by_image: dict[str, Detections] = {}
     skipped = 0
-    for o in objects:
-        h, w = sizes[o.image_id]
-        x1, y1, x2, y2 = np.clip(o.box_xyxy, 0, [w, h, w, h])
-        if o.segment is None or o.iscrowd or x2 <= x1 or y2 <= y1:
-            skipped += 1
-            continue
-        by_image.setdefault(o.image_id, []).append(o._replace(box_xyxy=(x1, y1, x2, y2)))
+    for image_id, objects in truth.items():
+        h, w = sizes[image_id]
+        boxes = np.clip(objects.xyxy, 0, [w, h, w, h])
+        usable = np.array([objects.segment(k) is not None for k in range(len(objects))], bool) & ~objects.iscrowd \
+            & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        skipped += int((~usable).sum())
+        if usable.any():
+            by_image[image_id] = replace(objects, xyxy=boxes).filter(usable)
     if not by_image:
         raise ValidationError("evaluation.ground_truth", f"no ground-truth masks on the {split} images of dataset "
                               f"{ds.name!r}; SAM 2 is scored against masks (polygons or RLE) of annotated objects.")
@@ -44,16 +47,18 @@ def evaluate_promptable(ws: WorkspaceContext, record: ModelRecord, ds: DatasetRe
     for start in range(0, len(image_ids), batch_size):
         batch = image_ids[start:start + batch_size]
         rgbs = [decode_rgb(ws.images.read_bytes(i)) for i in batch]
-        answers = predictor.predict(rgbs, boxes=[[o.box_xyxy for o in by_image[i]] for i in batch],
-                                    labels=[[o.label for o in by_image[i]] for i in batch])
+        answers = predictor.predict(rgbs, boxes=[by_image[i].xyxy for i in batch],
+                                    labels=[list(by_image[i].class_names) for i in batch])
         for image_id, answer in zip(batch, answers):
             h, w = sizes[image_id]
-            for o, dt_rle in zip(by_image[image_id], answer.detections.masks_rle):
-                gt_rle = compress_rle(o.segment["rle"]) if "rle" in o.segment else \
-                    polygons_to_rle(o.segment["polygons"], height=h, width=w)
+            objects = by_image[image_id]
+            for k, dt_rle in enumerate(answer.detections.masks_rle):
+                segment = objects.segment(k)
+                gt_rle = compress_rle(segment["rle"]) if "rle" in segment else \
+                    polygons_to_rle(segment["polygons"], height=h, width=w)
                 pair = [{"size": r["size"], "counts": r["counts"].encode("ascii")} for r in (dt_rle, gt_rle)]
                 ious.append(float(mask_utils.iou([pair[0]], [pair[1]], [0])[0, 0]))
-                labels.append(o.label)
+                labels.append(objects.class_names[k])
             predictions.append(answer)
     ious_arr, labels_arr = np.asarray(ious), np.asarray(labels)
 

@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -136,16 +136,6 @@ class EvaluationRun:
                 f"{escape(str(self.split))} ({self.iou_type}, imgsz {self.imgsz}, "
                 f"{self.timestamp:%Y-%m-%d %H:%M} UTC, snapshot {escape(str(self.dataset_snapshot_id))})"
                 f"<table>{rows}</table>{html_table(self.per_class)}")
-
-
-class GroundTruthObject(NamedTuple):
-    image_id: str
-    label: str
-    box_xyxy: tuple[float, float, float, float]
-    segment: dict | None  # {"polygons": [...]} or {"rle": {...}}
-    iscrowd: bool
-    annotation_id: str | None = None  # the annotation holding it, and its place there
-    object_index: int | None = None
 
 
 def list_runs(ws: WorkspaceContext, model: Any = None, dataset: Any = None) -> pa.Table:

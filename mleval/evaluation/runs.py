@@ -28,7 +28,6 @@ from mleval.evaluation.run_store import (
     IOU_THRESHOLD,
     EvaluationRun,
     EvaluationRunCollection,
-    GroundTruthObject,
     format_value,
     delete_run,
     free_key,
@@ -86,15 +85,16 @@ def evaluate(
     imgsz = imgsz_for(record, imgsz)
     key = free_key(ws, key, f"{record.name}-{ds.name}-{split}")
     images = _split_images(ws, ds, split)
-    objects = _ground_truth(ws, ds, split)
-    class_map = check_classes(record, list(dict.fromkeys(o.label for o in objects)), ds.name, class_map)
+    truth = _ground_truth(ws, ds, split)
+    class_map = check_classes(record, list(dict.fromkeys(n for d in truth.values() for n in d.class_names)),
+                              ds.name, class_map)
     snapshot = ws.datasets.snapshot(ds, note=f"taken for evaluation run {key}", progress=False)
     with Progress(progress, total=len(images), desc=f"evaluate {record.name} on {ds.name}/{split}",
                   unit="img") as bar:
         if record.framework == Framework.SAM2:
             from mleval.evaluation.promptable import evaluate_promptable
 
-            run = evaluate_promptable(ws, record, ds, split, key, images, objects, batch_size,
+            run = evaluate_promptable(ws, record, ds, split, key, images, truth, batch_size,
                                       stored=dict(imgsz=imgsz, snapshot_id=snapshot.id))
             bar.update_to(len(images))
             return run
@@ -105,7 +105,7 @@ def evaluate(
         bar.update_to(len(images))
         failed = {r["image_id"] for r in rows if r["error"]}
         images = [i for i in images if i["id"] not in failed]
-        gt, class_names, index = _coco_ground_truth(images, objects, iou_type, ds, split)
+        gt, class_names, index = _coco_ground_truth(images, truth, iou_type, ds, split)
         dt, dropped = _coco_detections(rows, index, class_names, iou_type, conf, class_map)
 
         from mleval.evaluation.coco import coco_evaluate
@@ -119,7 +119,7 @@ def evaluate(
                   "class_map": class_map}
         summary, results = _detection_results(evaluation, rows, dropped, failed, len(dt))
         # segm: ground truths without a mask are left out
-        summary["skipped_ground_truths"] = sum(o.image_id in index for o in objects) - len(gt["annotations"])
+        summary["skipped_ground_truths"] = sum(len(d) for i, d in truth.items() if i in index) - len(gt["annotations"])
         run = store_run(ws, record, ds, split, iou_type, key, config, summary, results, job_id, evaluation,
                      imgsz=imgsz, snapshot_id=snapshot.id)
         bar.note(f"mAP50={format_value(run.summary.get('mAP50'))} mAP50-95={format_value(run.summary.get('mAP50_95'))}")
@@ -137,25 +137,18 @@ def _split_images(ws: WorkspaceContext, ds: DatasetRecord, split: str) -> list[d
     return images
 
 
-def _ground_truth(ws: WorkspaceContext, ds: DatasetRecord, split: str) -> list[GroundTruthObject]:
-    """Ground-truth objects of the split's images, oldest annotation first."""
-    from mleval.core.masks import segment_bbox_xyxy
-
+def _ground_truth(ws: WorkspaceContext, ds: DatasetRecord, split: str) -> dict[str, Detections]:
+    """Ground-truth objects of the split's images by image id, oldest annotation first, each naming
+    its annotation and its place there."""
     table = AnnotationRepository(ws.catalog).objects_of_dataset(ds.id, split=split)
-    objects = []
-    columns = [table.column(c).to_pylist() for c in
-               ("image_id", "annotation_id", "class_labels", "bounding_boxes", "segments", "metadata")]
-    for image_id, annotation_id, labels, boxes, segments, metadata in zip(*columns):
-        segments = json.loads(segments) if segments else [None] * len(labels)
-        crowd = (json.loads(metadata) if metadata else {}).get("iscrowd") or [0] * len(labels)
-        for k, label in enumerate(labels):
-            segment = segments[k]
-            box = tuple(boxes[k]) if boxes else segment_bbox_xyxy(segment)
-            objects.append(GroundTruthObject(image_id, label, box, segment, bool(crowd[k]), annotation_id, k))
-    if not objects:
+    by_image: dict[str, list[Detections]] = {}
+    for row in table.to_pylist():
+        by_image.setdefault(row["image_id"], []).append(Detections.from_annotation(row))
+    truth = {image_id: Detections.concat(parts) for image_id, parts in by_image.items()}
+    if not any(len(d) for d in truth.values()):
         raise ValidationError("evaluation.ground_truth", f"the {split} images of dataset {ds.name!r} have no ground "
                               "truth: annotate them (user annotations count at once, model annotations once accepted).")
-    return objects
+    return truth
 
 
 def _predictions(ws: WorkspaceContext, record: ModelRecord, image_ids: list[str], *, conf: float, imgsz: int,
@@ -185,26 +178,28 @@ def _usable(metadata: str | None, conf: float, imgsz: int) -> bool:
     return settings.get("conf", 0.0) <= conf + 1e-12 and settings.get("imgsz", imgsz) == imgsz
 
 
-def _coco_ground_truth(images: list[dict], objects: list[GroundTruthObject], iou_type: str, ds: DatasetRecord,
+def _coco_ground_truth(images: list[dict], truth: dict[str, Detections], iou_type: str, ds: DatasetRecord,
                        split: str) -> tuple[dict, list[str], dict[str, int]]:
     """A COCO dataset dict (image ids 1..N in split order; category ids 1..K in first-appearance order),
     its class names and the COCO image id of each image id."""
     index = {image["id"]: n for n, image in enumerate(images, start=1)}
-    kept = [o for o in objects if o.image_id in index and (iou_type == "bbox" or o.segment is not None)]
+    kept = [(image_id, d, k) for image_id, d in truth.items() if image_id in index for k in range(len(d))
+            if iou_type == "bbox" or d.segment(k) is not None]
     if not kept:
         what = "ground-truth masks" if iou_type == "segm" else "ground truth on images that were predicted"
         raise ValidationError("evaluation.ground_truth", f"the {split} images of dataset {ds.name!r} have no {what}; "
                               "annotate them, or use iou_type='bbox' for boxes only.")
-    class_names = list(dict.fromkeys(o.label for o in kept))
+    class_names = list(dict.fromkeys(d.class_names[k] for _, d, k in kept))
     category = {name: c for c, name in enumerate(class_names, start=1)}
     annotations = []
-    for n, o in enumerate(kept, start=1):
-        x1, y1, x2, y2 = o.box_xyxy
-        ann = {"id": n, "image_id": index[o.image_id], "category_id": category[o.label],
-               "bbox": [x1, y1, x2 - x1, y2 - y1], "iscrowd": int(o.iscrowd),
-               "source_image_id": o.image_id, "annotation_id": o.annotation_id, "object_index": o.object_index}
+    for n, (image_id, d, k) in enumerate(kept, start=1):
+        x1, y1, x2, y2 = d.xyxy[k].tolist()
+        ann = {"id": n, "image_id": index[image_id], "category_id": category[d.class_names[k]],
+               "bbox": [x1, y1, x2 - x1, y2 - y1], "iscrowd": int(d.iscrowd[k]), "source_image_id": image_id,
+               "annotation_id": d.annotation_ids[k], "object_index": int(d.object_indices[k])}
         if iou_type == "segm":
-            ann["segmentation"] = o.segment["rle"] if "rle" in o.segment else o.segment["polygons"]
+            segment = d.segment(k)
+            ann["segmentation"] = segment["rle"] if "rle" in segment else segment["polygons"]
         annotations.append(ann)
     coco_images = [{"id": index[i["id"]], "width": i["width"], "height": i["height"]} for i in images]
     categories = [{"id": c, "name": name} for name, c in category.items()]
@@ -282,5 +277,5 @@ def _detection_results(evaluation: CocoEvaluation, rows: list[dict], dropped: Co
 
 
 __all__ = ["CONFIDENCE_THRESHOLD", "CONFUSION_IOU_THRESHOLD", "IOU_THRESHOLD", "EvaluationRun",
-           "EvaluationRunCollection", "GroundTruthObject", "delete_run", "evaluate", "list_metrics", "list_runs",
+           "EvaluationRunCollection", "delete_run", "evaluate", "list_metrics", "list_runs",
            "load_run"]

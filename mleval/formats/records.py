@@ -12,12 +12,16 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mleval.core.enums import DatasetSplit
 from mleval.core.errors import ValidationError
 
-__all__ = ["ItemError", "LabelledDataset", "LabelledImage", "LabelledObject", "WriteSummary", "normalize_split"]
+if TYPE_CHECKING:
+    from mleval.core.detections import Detections
+
+__all__ = ["ItemError", "LabelledDataset", "LabelledImage", "LabelledObject", "WriteSummary", "detections_of",
+           "normalize_split", "objects_of"]
 
 _SPLIT_ALIASES = {
     "train": "train",
@@ -104,6 +108,41 @@ class LabelledObject:
     @property
     def has_mask(self) -> bool:
         return bool(self.polygons) or self.rle is not None
+
+
+def detections_of(objects: list[LabelledObject]) -> Detections:
+    """A file's objects as mleval's one detections type (score NaN where the file gives none);
+    ``attributes`` have no place there, :func:`objects_of` takes them back."""
+    import numpy as np
+
+    from mleval.core.detections import Detections
+
+    return Detections(
+        np.asarray([o.bbox_xyxy for o in objects], dtype=np.float64).reshape(-1, 4), tuple(o.label for o in objects),
+        np.asarray([np.nan if o.score is None else o.score for o in objects], dtype=np.float64),
+        masks_rle=tuple(o.rle for o in objects) if any(o.rle is not None for o in objects) else None,
+        polygons=tuple(o.polygons for o in objects) if any(o.polygons for o in objects) else None,
+        iscrowd=[o.iscrowd for o in objects],
+    )
+
+
+def objects_of(detections: Detections, attributes: list[dict | None] | None = None) -> list[LabelledObject]:
+    """The inverse of :func:`detections_of`: one object per detection, with the format ``attributes``
+    (one dict or None per object) a writer of the same format restores."""
+    import math
+
+    d = detections
+    return [
+        LabelledObject(
+            label=d.class_names[k], bbox_xyxy=tuple(d.xyxy[k].tolist()),
+            polygons=None if d.polygons is None else d.polygons[k],
+            rle=None if d.masks_rle is None else d.masks_rle[k],
+            iscrowd=False if d.iscrowd is None else bool(d.iscrowd[k]),
+            score=None if math.isnan(d.scores[k]) else float(d.scores[k]),
+            attributes=(attributes[k] if attributes else None) or {},
+        )
+        for k in range(len(d))
+    ]
 
 
 @dataclass(slots=True)

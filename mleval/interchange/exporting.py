@@ -11,20 +11,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mleval.catalog.repositories import AnnotationRepository, ImageRepository
+from mleval.core.detections import Detections
 from mleval.core.errors import ValidationError
-from mleval.core.masks import segment_bbox_xyxy
 from mleval.core.progress import Progress, ProgressOption, check_progress
 from mleval.formats import (
     FORMATS,
     ItemError,
     LabelledDataset,
     LabelledImage,
-    LabelledObject,
     write,
     write_coco_results,
 )
 from mleval.formats._files import IMAGE_SUFFIXES
-from mleval.formats.records import normalize_split
+from mleval.formats.records import normalize_split, objects_of
 
 if TYPE_CHECKING:
     from mleval.context import WorkspaceContext
@@ -156,25 +155,9 @@ def _attach_objects(
     predictions; ``latest_only``: the newest per image) to their images, oldest first."""
     table = AnnotationRepository(ws.catalog).objects_of_dataset(dataset_id, split=split, model_id=model_id,
                                                                 latest_only=latest_only)
-    columns = [table.column(name).to_pylist() for name in
-               ("image_id", "class_labels", "bounding_boxes", "segments", "confidence_scores", "metadata")]
-    for image_id, labels, boxes, segments, scores, metadata in zip(*columns):
-        image = images[str(image_id)]
-        segments = json.loads(segments) if segments else [None] * len(labels)
-        meta = json.loads(metadata) if metadata else {}
-        crowd = meta.get("iscrowd") or [0] * len(labels)
-        attributes = meta.get("attributes") or [None] * len(labels)
-        for k, label in enumerate(labels):
-            segment = segments[k] or {}
-            image.objects.append(LabelledObject(
-                label=label,
-                bbox_xyxy=tuple(boxes[k]) if boxes else segment_bbox_xyxy(segment),
-                polygons=segment.get("polygons"),
-                rle=segment.get("rle"),
-                iscrowd=bool(crowd[k]),
-                score=scores[k] if scores else None,
-                attributes=attributes[k] or {},
-            ))
+    for row in table.to_pylist():
+        attributes = (json.loads(row["metadata"]) if row["metadata"] else {}).get("attributes")
+        images[str(row["image_id"])].objects.extend(objects_of(Detections.from_annotation(row), attributes))
 
 
 def _workspace_categories(ws: WorkspaceContext) -> list[str]:

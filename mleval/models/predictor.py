@@ -54,7 +54,8 @@ class UltralyticsPredictor:
         elif self.segments:
             masks = ()
         detections = Detections(
-            boxes.xyxy.cpu().numpy(), tuple(self.class_names[c] for c in classes), boxes.conf.cpu().numpy(), masks
+            boxes.xyxy.cpu().numpy(), tuple(self.class_names[c] for c in classes), boxes.conf.cpu().numpy(), masks,
+            class_ids=classes,
         )
         speed = result.speed
         return ImagePrediction(detections, speed.get("preprocess") or 0.0, speed.get("inference") or 0.0,

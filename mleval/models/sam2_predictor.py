@@ -56,6 +56,12 @@ class SegmentResult:
     def embedding_cached(self) -> bool:
         return self.embedding_ms == 0.0
 
+    def to_detections(self, class_name: str = "object") -> Detections:
+        """This mask as one object of mleval's detections type (no object when the mask is empty)."""
+        if not self.area:
+            return Detections.empty()
+        return Detections([self.box_xyxy], (class_name,), [self.score], (self.rle,), polygons=(self.polygons,))
+
     @cached_property
     def polygons(self) -> list[list[float]]:
         """Outer contours, flat ``[x1, y1, ...]`` lists (computed on first use: it costs more
