@@ -42,7 +42,7 @@ from mleval.catalog.catalog import utc_now
 from mleval.catalog.replica import CATALOG_FILE
 from mleval.cluster import ensure_ray, ray_is_running
 from mleval.context import WorkspaceAddress, WorkspaceContext, open_workspace_catalog
-from mleval.core.errors import CatalogBusyError, MlevalError
+from mleval.core.errors import CatalogBusyError, MlevalError, ValidationError
 from mleval.storage.blobs import BlobStore
 from mleval.storage.location import StorageLocation
 
@@ -301,6 +301,30 @@ class Workspace:
         return evaluate(self.context, model, dataset, split=split, iou_type=iou_type, conf=conf, imgsz=imgsz,
                         key=key, batch_size=batch_size, timeout_s=timeout_s, class_map=class_map, progress=progress,
                         infer=self.infer)
+
+    def find_label_issues(self, run_or_model: Any, dataset: Any = None, split: str | None = None, *,
+                          confident: float = 0.5, threshold: float = 0.2, **evaluate_options: Any):
+        """Suspected label mistakes ("missing", "wrong_class", "bad_box", "spurious"), most likely
+        first, as a pyarrow Table (kind, image_id, annotation_id, object_index, box, current_label,
+        suggested_label, suggested_box, score, model_saw_image). Pass an evaluation run, or a model
+        with the dataset and split to evaluate it on first. The model should not have learnt from
+        the images it judges: a warning says when it did. ``confident``: the score from which a
+        prediction can call a label missing or of the wrong class; rows under ``threshold`` are
+        left out."""
+        from mleval.evaluation.label_audit import label_issues_of_run
+        from mleval.evaluation.run_store import EvaluationRun
+
+        run = run_or_model
+        if not isinstance(run, EvaluationRun):
+            if dataset is None:
+                raise ValidationError("label_issues.dataset", "pass the dataset (and split) to judge with this "
+                                      "model, or an evaluation run.")
+            run = self.evaluate(run, dataset, split=split or "test", **evaluate_options)
+        elif (dataset is not None and self.datasets.get(dataset).id != run.dataset_id) or \
+                (split is not None and split != run.split):
+            raise ValidationError("label_issues.run", f"run {run.key!r} scored {run.dataset}/{run.split}; "
+                                  "evaluate the model on the dataset and split to judge instead.")
+        return label_issues_of_run(self.context, run, confident=confident, threshold=threshold)
 
     def compare(self, models: Any, dataset: Any, *, split: str = "test", refresh: bool = False,
                 progress: Any = True, **evaluate_options: Any):

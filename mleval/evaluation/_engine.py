@@ -10,6 +10,7 @@ matches come from ``matching`` instead, checked against pycocotools' ``evalImgs`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -17,8 +18,9 @@ from mleval.core.errors import DependencyError
 from mleval.evaluation._inputs import CocoInputs
 
 
-def accumulate(inputs: CocoInputs, *, max_dets: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run evaluate + accumulate; returns pycocotools' ``eval`` arrays precision, recall, scores."""
+def accumulate(inputs: CocoInputs, *, max_dets: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
+    """Run evaluate + accumulate; returns pycocotools' ``eval`` arrays precision, recall, scores, and
+    the hotcoco evaluator itself (its diagnostics: TIDE errors, calibration, slices)."""
     try:
         import hotcoco
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -43,4 +45,4 @@ def accumulate(inputs: CocoInputs, *, max_dets: Sequence[int]) -> tuple[np.ndarr
     evaluator.evaluate()
     evaluator.accumulate()
     result = evaluator.eval
-    return result["precision"], result["recall"], result["scores"]
+    return result["precision"], result["recall"], result["scores"], evaluator

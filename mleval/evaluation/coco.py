@@ -58,8 +58,9 @@ class CocoEvaluation:
     - ``recall``: (T, K, A, M). ``scores``: like ``precision``, the score at each precision point.
     """
 
-    def __init__(self, inputs: CocoInputs, max_dets: tuple[int, ...], precision, recall, scores):
+    def __init__(self, inputs: CocoInputs, max_dets: tuple[int, ...], precision, recall, scores, engine: Any = None):
         self._inputs = inputs
+        self.engine = engine  # the hotcoco COCOeval that computed it (diagnostics.py asks it for more)
         self.iou_type: str = inputs.iou_type
         self.max_dets: tuple[int, ...] = max_dets
         self.iou_thresholds: np.ndarray = iou_thresholds()
@@ -124,6 +125,11 @@ class CocoEvaluation:
     def to_pandas(self) -> pd.DataFrame:
         """:meth:`per_class` as a pandas DataFrame (needs pandas)."""
         return self.per_class().to_pandas()
+
+    @property
+    def inputs(self) -> CocoInputs:
+        """The checked ground truth and detections it was computed from."""
+        return self._inputs
 
     @cached_property
     def _matches(self) -> CocoMatchArrays:
@@ -283,8 +289,8 @@ def coco_evaluate(
     """
     limits = _check_max_dets(max_dets)
     inputs = load_inputs(gt, dt, iou_type=iou_type)
-    precision, recall, scores = _engine.accumulate(inputs, max_dets=limits)
-    return CocoEvaluation(inputs, limits, precision, recall, scores)
+    precision, recall, scores, engine = _engine.accumulate(inputs, max_dets=limits)
+    return CocoEvaluation(inputs, limits, precision, recall, scores, engine)
 
 
 def _check_max_dets(max_dets: Sequence[int]) -> tuple[int, ...]:

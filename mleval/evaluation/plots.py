@@ -81,6 +81,23 @@ def confusion_matrix(run: EvaluationRun, *, normalize: bool = True) -> Figure:
     return fig
 
 
+def reliability(run: EvaluationRun) -> Figure:
+    """The run's reliability diagram: precision of the detections in each score bin against their
+    mean score (a calibrated model lies on the diagonal), bar widths the bins, ECE in the title."""
+    found = run.calibration()
+    bins = [b for b in found["bins"] if b["count"]]
+    fig = _figure()
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="calibrated")
+    ax.bar([b["score_from"] for b in bins], [b["precision"] for b in bins], align="edge", alpha=0.7,
+           width=[b["score_to"] - b["score_from"] for b in bins], edgecolor="black", label="precision in bin")
+    ax.plot([b["mean_score"] for b in bins], [b["precision"] for b in bins], "o", color="black", label="mean score")
+    ax.set(xlabel="score", ylabel=f"precision at IoU {found['iou_threshold']}", xlim=(0, 1), ylim=(0, 1.02),
+           title=f"{run.model}: reliability (ECE {found['ece']:.3f}, {found['num_detections']} detections)")
+    ax.legend(loc="upper left")
+    return fig
+
+
 def per_class_ap(runs: EvaluationRun | Sequence[EvaluationRun] | Comparison, *, column: str = "ap") -> Figure:
     """Grouped horizontal bars of a per-class column, one bar per run.
 

@@ -65,6 +65,68 @@ class EvaluationRun:
     evaluation: CocoEvaluation | None = field(default=None, repr=False)
     imgsz: int | None = None  # the input size the model ran at
     dataset_snapshot_id: str | None = None  # the dataset content it was scored on (ws.datasets.snapshot)
+    diagnostics: dict = field(default_factory=dict, repr=False)  # stored "errors" and "calibration"
+
+    def errors(self) -> dict:
+        """TIDE's error breakdown at IoU 0.5, stored with the run: for ``cls``, ``loc``, ``both``,
+        ``dupe``, ``bkg`` and ``miss`` the AP50 gained by fixing every error of that type, ``fp`` /
+        ``fn`` for all of them, ``counts`` per type and ``ap`` (the AP50 it starts from).
+        :meth:`objects` lists the objects behind each number."""
+        return dict(self._diagnostic("errors", "an error breakdown"))
+
+    def calibration(self) -> dict:
+        """Score calibration at IoU 0.5, stored with the run: ``ece``, ``mce``, ``bins`` (score range,
+        mean score, precision, count) and ``per_class`` ECE; ``mleval.evaluation.plots.reliability(run)``
+        draws it."""
+        return dict(self._diagnostic("calibration", "a calibration"))
+
+    def _diagnostic(self, name: str, what: str) -> dict:
+        found = self.diagnostics.get(name)
+        if found is None:
+            reason = ("SAM 2 runs are scored by mask IoU per prompt" if self.pr_curve is None
+                      else "it was stored before mleval kept one; evaluate again (ws.evaluate) for it")
+            raise MlevalError(f"run {self.key!r} has no {what}: {reason}.")
+        return found
+
+    def objects(self, kind: str = "fp", *, class_name: str | None = None, min_score: float | None = None) -> pa.Table:
+        """One row per object of ``kind``: "tp", "fp", "fn", or the false positives' types "cls"
+        (on another class's object), "loc" (loose box), "dupe", "bkg" (on nothing); columns ``kind``,
+        ``image_id``, ``class_name``, ``box`` (xyxy, original pixels), ``score``, ``detection_index``,
+        ``annotation_id`` and ``object_index`` (the ground truth it matched, came closest to, or is:
+        what the Annotator opens), ``best_iou``, ``confused_class``. Needs the matches of an
+        evaluation computed in this process, like :meth:`false_negatives`."""
+        from mleval.evaluation.diagnostics import error_objects
+
+        self._match_table("ground_truths", 0.5, "objects")
+        return error_objects(self.evaluation, kind, class_name=class_name, min_score=min_score)
+
+    def slice(self, by: str | dict = "class") -> pa.Table:
+        """Metrics per slice: ``"class"`` (the per-class table), ``"size"`` (COCO's small / medium /
+        large objects: AP and AR of each), or a dict {slice name: workspace image ids} (any grouping:
+        a metadata column, a camera, a day) scored by COCO's protocol on those images only, with the
+        difference from the whole run (needs an evaluation computed in this process)."""
+        if isinstance(by, dict):
+            from mleval.evaluation.diagnostics import slice_metrics
+
+            self._match_table("ground_truths", 0.5, "slices")
+            coco_id = {str(image.get("source_image_id", image["id"])): image["id"]
+                       for image in self.evaluation.inputs.gt["images"]}
+            unknown = sorted({str(i) for ids in by.values() for i in ids} - coco_id.keys())
+            if unknown:
+                raise ValidationError("evaluation.slice", f"{len(unknown)} image ids of the slices are not in run "
+                                      f"{self.key!r} (e.g. {unknown[:3]}); slice the images it scored.")
+            return pa.Table.from_pylist(slice_metrics(self.evaluation, {name: [coco_id[str(i)] for i in ids]
+                                                                        for name, ids in by.items()}))
+        if by == "class":
+            return self.per_class
+        if by == "size":
+            coco = self.summary.get("coco") or {}
+            return pa.Table.from_pylist([{"size": size, "area": area, "mAP50_95": _metric_value(coco.get(f"AP_{size}")),
+                                          "AR100": _metric_value(coco.get(f"AR_{size}"))}
+                                         for size, area in (("small", "< 32²"), ("medium", "32² to 96²"),
+                                                            ("large", "> 96²"))])
+        raise ValidationError("evaluation.slice", f"by must be 'class', 'size' or a dict of image ids per slice; "
+                              f"got {by!r}.")
 
     def false_negatives(self, *, iou_threshold: float = 0.5) -> pa.Table:
         """The ground-truth objects no detection matched at ``iou_threshold`` (0.50, 0.55, ... 0.95;
@@ -281,6 +343,7 @@ def _run_from_row(ws: WorkspaceContext, row: dict, evaluation: CocoEvaluation | 
         per_class=pa.Table.from_pylist(results.get("per_class") or []), confusion_matrix=confusion,
         pr_curve=results.get("pr_curve"), evaluation=evaluation, imgsz=row["imgsz"],
         dataset_snapshot_id=row["dataset_snapshot_id"],
+        diagnostics={k: results[k] for k in ("errors", "calibration") if results.get(k) is not None},
     )
 
 

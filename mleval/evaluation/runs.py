@@ -84,8 +84,8 @@ def evaluate(
         raise ValidationError("evaluation.iou_type", f"iou_type must be 'bbox' or 'segm', got {iou_type!r}.")
     imgsz = imgsz_for(record, imgsz)
     key = free_key(ws, key, f"{record.name}-{ds.name}-{split}")
-    images = _split_images(ws, ds, split)
-    truth = _ground_truth(ws, ds, split)
+    images = split_images(ws, ds, split)
+    truth = ground_truth_by_image(ws, ds, split)
     class_map = check_classes(record, list(dict.fromkeys(n for d in truth.values() for n in d.class_names)),
                               ds.name, class_map)
     snapshot = ws.datasets.snapshot(ds, note=f"taken for evaluation run {key}", progress=False)
@@ -128,7 +128,7 @@ def evaluate(
 
 # -- inputs ----------------------------------------------------------------------------------
 
-def _split_images(ws: WorkspaceContext, ds: DatasetRecord, split: str) -> list[dict]:
+def split_images(ws: WorkspaceContext, ds: DatasetRecord, split: str) -> list[dict]:
     images = ImageRepository(ws.catalog).of_dataset(ds.id, split)
     if not images:
         raise ValidationError("evaluation.images", f"dataset {ds.name!r} has no {split} images (train "
@@ -137,7 +137,7 @@ def _split_images(ws: WorkspaceContext, ds: DatasetRecord, split: str) -> list[d
     return images
 
 
-def _ground_truth(ws: WorkspaceContext, ds: DatasetRecord, split: str) -> dict[str, Detections]:
+def ground_truth_by_image(ws: WorkspaceContext, ds: DatasetRecord, split: str) -> dict[str, Detections]:
     """Ground-truth objects of the split's images by image id, oldest annotation first, each naming
     its annotation and its place there."""
     table = AnnotationRepository(ws.catalog).objects_of_dataset(ds.id, split=split)
@@ -201,7 +201,8 @@ def _coco_ground_truth(images: list[dict], truth: dict[str, Detections], iou_typ
             segment = d.segment(k)
             ann["segmentation"] = segment["rle"] if "rle" in segment else segment["polygons"]
         annotations.append(ann)
-    coco_images = [{"id": index[i["id"]], "width": i["width"], "height": i["height"]} for i in images]
+    coco_images = [{"id": index[i["id"]], "width": i["width"], "height": i["height"], "source_image_id": i["id"]}
+                   for i in images]
     categories = [{"id": c, "name": name} for name, c in category.items()]
     return {"images": coco_images, "annotations": annotations, "categories": categories}, class_names, index
 
@@ -267,15 +268,19 @@ def _detection_results(evaluation: CocoEvaluation, rows: list[dict], dropped: Co
     with np.errstate(invalid="ignore"):
         mean_curve = np.where(valid.any(1), (curves * valid).sum(1) / valid.sum(1), np.nan)
     precision = {"all": mean_curve, **{n: np.where(valid[:, k], curves[:, k], np.nan) for k, n in enumerate(names)}}
+    from mleval.evaluation.diagnostics import calibration, tide_errors
+
     results = {
         "per_class": classes,
         "confusion_matrix": {"labels": [*names, "background"], "matrix": cm.matrix.tolist()},
         "pr_curve": {"iou_threshold": IOU_THRESHOLD, "recall": evaluation.recall_thresholds.round(4).tolist(),
                      "precision": {n: np.round(p, 4).tolist() for n, p in precision.items()}},
+        "errors": tide_errors(evaluation, pos_thr=IOU_THRESHOLD),
+        "calibration": calibration(evaluation, iou_threshold=IOU_THRESHOLD),
     }
     return summary, results
 
 
 __all__ = ["CONFIDENCE_THRESHOLD", "CONFUSION_IOU_THRESHOLD", "IOU_THRESHOLD", "EvaluationRun",
-           "EvaluationRunCollection", "delete_run", "evaluate", "list_metrics", "list_runs",
+           "EvaluationRunCollection", "delete_run", "ground_truth_by_image", "split_images", "evaluate", "list_metrics", "list_runs",
            "load_run"]

@@ -359,3 +359,71 @@ def test_a_false_positive_names_the_prediction_and_the_ground_truth_it_came_clos
     assert evaluate(ws, "yolo11n", "shapes").false_positives().num_rows == 0  # its "dog" is not a dataset class
     with pytest.raises(ValidationError, match="iou_threshold"):
         run.false_positives(iou_threshold=0.42)
+
+
+def test_a_run_keeps_its_error_breakdown_and_lists_the_objects_behind_it(scene):
+    ws, images = scene["ws"], scene["images"]
+    run = evaluate(ws, "yolo12n", "shapes")  # image 2's first circle called a square, image 3's circle missed
+    errors = run.errors()
+    assert set(errors) >= {"cls", "loc", "both", "dupe", "bkg", "miss", "counts"}
+    assert errors["counts"]["cls"] >= 1 and errors["counts"]["bkg"] >= 2 and errors["counts"]["miss"] >= 1
+    assert load_run(ws, run.key).errors() == errors  # stored with the run, not recomputed
+    assert 0 <= run.calibration()["ece"] <= 1
+    [swapped] = [r for r in run.objects("cls").to_pylist() if r["image_id"] == images[2].id]
+    annotation = ws.annotations.list(image=images[2], ground_truth=True)[0]
+    assert (swapped["class_name"], swapped["confused_class"]) == ("square", "circle")
+    assert (swapped["annotation_id"], swapped["object_index"]) == (annotation.id, 0)
+    stray = {r["image_id"] for r in run.objects("bkg").to_pylist()}
+    assert {images[0].id, images[1].id} <= stray  # the circles drawn on empty corners
+    assert run.objects("fn").num_rows == run.false_negatives().num_rows
+    by_image = run.slice({"first two": [images[0].id, images[1].id], "rest": [i.id for i in images[2:5]]})
+    assert by_image.column("slice").to_pylist() == ["first two", "rest"]
+    assert run.slice("size").column("size").to_pylist() == ["small", "medium", "large"]
+    with pytest.raises(ValidationError, match="evaluation.slice"):
+        run.slice({"elsewhere": ["not-an-image"]})
+
+
+def test_the_label_error_finder_points_at_the_objects_a_stored_run_disagrees_with(scene):
+    ws, images = scene["ws"], scene["images"]
+    run = evaluate(ws, "yolo12n", "shapes")
+    issues = ws.find_label_issues(run)
+    assert issues.column_names[:7] == ["kind", "image_id", "annotation_id", "object_index", "box",
+                                      "current_label", "suggested_label"]
+    assert issues.column("score").to_pylist() == sorted(issues.column("score").to_pylist(), reverse=True)
+    rows = issues.to_pylist()
+    swapped = next(r for r in rows if r["image_id"] == images[2].id and r["object_index"] == 0)
+    annotation = ws.annotations.list(image=images[2], ground_truth=True)[0]
+    assert (swapped["kind"], swapped["annotation_id"]) == ("wrong_class", annotation.id)
+    assert (swapped["current_label"], swapped["suggested_label"]) == ("circle", "square")
+    # the confident circle on image 1's empty corner (image 0's touches its square, so it is no "missing")
+    [extra] = [r for r in rows if r["kind"] == "missing"]
+    assert (extra["image_id"], extra["annotation_id"], extra["box"]) == (images[1].id, None, [70, 5, 95, 25])
+    assert not any(r["model_saw_image"] for r in rows)  # yolo12n here was never trained on them
+    with pytest.raises(ValidationError, match="label_issues.run"):
+        ws.find_label_issues(run, split="validation")
+    plots.reliability(run)  # draws from the stored calibration
+
+
+def test_the_error_browser_shows_each_kind_of_object_and_opens_its_image(scene):
+    import io
+
+    from PIL import Image
+
+    from mleval_widgets import Annotator, ErrorBrowser
+
+    ws, images = scene["ws"], scene["images"]
+    run = evaluate(ws, "yolo12n", "shapes")
+    browser = ErrorBrowser(ws, run, kind="cls", thumbnail_px=80)
+    [tile] = browser.grid.children
+    picture, caption, button = tile.children
+    assert max(Image.open(io.BytesIO(bytes(picture.value))).size) == 80
+    assert "square" in caption.value and "on circle" in caption.value
+    annotator = Annotator(ws, [images[0]], classes=["circle", "square"], user_tag="fixer")
+    browser.on_select(annotator.show)
+    button.click()
+    assert annotator.image.id == images[2].id  # the image whose circle the model called a square
+    browser.kind.value = "fn"
+    assert len(browser.rows) == run.false_negatives().num_rows and "false negatives" in browser.summary.value
+    browser.kind.value = "fp"
+    browser.min_score.value = 0.9
+    assert all(row["score"] >= 0.9 for row in browser.rows)
