@@ -326,6 +326,19 @@ class Workspace:
                                   "evaluate the model on the dataset and split to judge instead.")
         return label_issues_of_run(self.context, run, confident=confident, threshold=threshold)
 
+    def select_for_labeling(self, model: Any, images: Any, n: int, *, strategy: str = "hybrid", seed: int = 0,
+                            batch_size: int = 16, progress: Any = True):
+        """The ``n`` images to label next, as a pyarrow Table (``image_id``, ``score``, ``rank``):
+        ``images`` a dataset (its images without ground truth are the pool) or a list of images.
+        ``strategy``: "uncertainty" (detection scores nearest 0.5), "diversity" (k-center greedy
+        on the model's image embeddings, away from what is labelled), "hybrid" (diverse among the
+        most uncertain; the default) or "random". Scored on Ray Data; the same seed, the same picks."""
+        from mleval.jobs.pool_scoring import select_for_labeling
+
+        self.attach_ray()
+        return select_for_labeling(self.context, model, images, n, strategy=strategy, seed=seed,
+                                   batch_size=batch_size, progress=progress)
+
     def compare(self, models: Any, dataset: Any, *, split: str = "test", refresh: bool = False,
                 progress: Any = True, **evaluate_options: Any):
         """Leaderboard of several models on one dataset split (reusing stored runs unless ``refresh``)."""

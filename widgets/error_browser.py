@@ -109,12 +109,13 @@ class ErrorBrowser(w.VBox):
         moved = [([b[0] - crop[0], b[1] - crop[1], b[2] - crop[0], b[3] - crop[1]], t, c) for b, t, c in boxes]
         scale = self.thumbnail_px / max(region.width, region.height)
         thumbnail = region.resize((max(1, round(region.width * scale)), max(1, round(region.height * scale))))
-        thumbnail = draw_boxes(thumbnail, moved, scale=scale, width_px=2)
+        thumbnail = draw_boxes(thumbnail, moved, scale=scale, width_px=2, halo=True)
         score = "" if row["score"] is None else f" {row['score']:.2f}"
         iou = "" if row["best_iou"] is None else f", IoU {row['best_iou']:.2f}"
         caption = w.HTML(f"<small><b>{escape(row['kind'])}</b> {escape(row['class_name'])}{score}{iou}"
                          + (f" (on {escape(row['confused_class'])})" if row["confused_class"] else "") + "</small>")
-        button = w.Button(description="Open in annotator", icon="pencil", tooltip=f"image {row['image_id']}",
+        button = w.Button(description="Annotate", icon="pencil",
+                          tooltip=f"open image {row['image_id']} in the annotator",
                           layout=w.Layout(width=f"{self.thumbnail_px}px"))
         button.on_click(lambda _, image_id=row["image_id"]: self.select(image_id))
         return w.VBox([w.Image(value=png_bytes(thumbnail), format="png"), caption, button])

@@ -43,6 +43,15 @@ class UltralyticsPredictor:
         )
         return [self._convert(result) for result in results]
 
+    def embed(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One vector per image: the backbone's pooled features (ultralytics' ``embed``, the
+        second-to-last layer), for comparing images with each other."""
+        if not images:
+            return []
+        bgr = [np.ascontiguousarray(image[..., ::-1]) for image in images]
+        vectors = self.model.embed(bgr, imgsz=self.imgsz, device=self.device, verbose=False)
+        return [np.asarray(v.detach().cpu().numpy(), dtype=np.float32).reshape(-1) for v in vectors]
+
     def _convert(self, result) -> ImagePrediction:
         boxes = result.boxes
         classes = boxes.cls.cpu().numpy().astype(int)

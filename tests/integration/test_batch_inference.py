@@ -57,3 +57,23 @@ def test_single_image_predict_stores_a_generated_annotation(ray_workspace, image
     model = ray_workspace.models.get("yolo11n")
     assert model.metadata["weights_source"] == "architecture" and model.metadata["pretrained"] is False
     assert os.environ.get("YOLO_OFFLINE") == "1"
+
+
+def test_select_for_labeling_scores_the_unlabelled_pool_on_ray_data(ray_workspace, images, tmp_path):
+    from tests.unit.test_model_settings import _checkpoint
+
+    ws = ray_workspace
+    # a weights file, so every actor loads the same model (the zoo's fallback draws random weights per load)
+    model = ws.models.register("fixed", _checkpoint(tmp_path / "best.pt", imgsz=64, names={0: "circle"}),
+                               framework="YOLO11", variant="nano")
+    ws.datasets.create("pool", images=images[:40])
+    labelled = images[:5]
+    for image in labelled:
+        ws.annotations.add(image, labels=["circle"], boxes_xyxy=[[5, 5, 30, 30]])
+    first = ws.select_for_labeling(model, "pool", 8, seed=1, progress=False)  # hybrid: real embeddings
+    assert first.column_names == ["image_id", "score", "rank"] and first.num_rows == 8
+    picked = first.column("image_id").to_pylist()
+    assert len(set(picked)) == 8 and not set(picked) & {i.id for i in labelled}
+    assert set(picked) <= {i.id for i in images[5:40]}
+    again = ws.select_for_labeling(model, "pool", 8, seed=1, progress=False)
+    assert again.column("image_id").to_pylist() == picked  # the same seed, the same picks

@@ -35,6 +35,13 @@ class AnnotationRepository(Repository):
             f"AND user_tag IS NOT DISTINCT FROM ? AND {GROUND_TRUTH_SQL}", [image_ids, user_tag])
         return {str(i) for i in table.column("image_id").to_pylist()}
 
+    def labelled(self, image_ids: list[str]) -> set[str]:
+        """Those of ``image_ids`` that hold any ground truth (whoever made it)."""
+        table = self.catalog.query(
+            "SELECT DISTINCT image_id FROM annotations WHERE image_id IN (SELECT unnest(?::UUID[])) "
+            f"AND {GROUND_TRUTH_SQL}", [image_ids])
+        return {str(i) for i in table.column("image_id").to_pylist()}
+
     def objects_of_dataset(self, dataset_id: str, *, split: str | None = None, model_id: str | None = None,
                            latest_only: bool = False) -> pa.Table:
         """Annotations on the dataset's images (of one split, or all), oldest first: ground truth, or
