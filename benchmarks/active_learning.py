@@ -1,13 +1,13 @@
 """Active-learning benchmark: test mAP after labelling rounds chosen by ``ws.select_for_labeling``, per strategy.
 
-    .venv/bin/python benchmarks/active_learning.py [--pool 240] [--start 24] [--rounds 2] [--budget 24] [--epochs 15]
+    .venv/bin/python benchmarks/active_learning.py [--pool 300] [--start 80] [--rounds 2] [--budget 40] [--epochs 25]
 
 Synthetic shapes (``generate_shapes``): a pool of unlabelled training images, fixed validation
 and test splits with labels. Every strategy starts from the same ``--start`` random labelled
-images and the model trained on them; each round it picks ``--budget`` more from its remaining
-pool with that round's model (``ws.select_for_labeling``, Ray Data), "labels" them (their
-synthetic ground truth is stored), and a from-scratch yolo11n is fine-tuned on its labelled set
-(``ws.train``, Ray Train). Printed per strategy and round: images labelled and test mAP@50 /
+images and the model trained on them (a from-scratch yolo11n, ``--epochs``); each round it picks
+``--budget`` more from its remaining pool with the latest model (``ws.select_for_labeling``, Ray
+Data), "labels" them (their synthetic ground truth is stored), and fine-tunes the latest model
+on its whole labelled set for ``--round-epochs`` (``ws.train``, Ray Train). Printed per strategy and round: images labelled and test mAP@50 /
 mAP@50:95 (``ws.evaluate``). The target: the default strategy ("hybrid") beats "random" at the
 same budget.
 """
@@ -27,13 +27,14 @@ os.environ.setdefault("YOLO_VERBOSE", "False")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pool", type=int, default=240)
+    parser.add_argument("--pool", type=int, default=300)
     parser.add_argument("--validation", type=int, default=40)
     parser.add_argument("--test", type=int, default=100)
-    parser.add_argument("--start", type=int, default=24)
+    parser.add_argument("--start", type=int, default=80)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--budget", type=int, default=24)
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--budget", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--round-epochs", type=int, default=12)
     parser.add_argument("--imgsz", type=int, default=96)
     parser.add_argument("--strategies", default="hybrid,random")
     parser.add_argument("--seed", type=int, default=0)
@@ -72,10 +73,10 @@ def main() -> None:
     start = [str(i) for i in rng.choice(ids["train"], size=args.start, replace=False)]
     label(start)
 
-    def fine_tune(name: str, labelled: list[str]):
+    def fine_tune(name: str, labelled: list[str], base="yolo11n", epochs=args.epochs):
         ws.datasets.create(name, images=labelled + ids["validation"] + ids["test"])
-        job = ws.train("yolo11n", name, workers=1, name=f"{name}-model", hyperparameters={
-            "epochs": args.epochs, "batch_size": 16, "learning_rate": 0.002, "optimizer": "AdamW",
+        job = ws.train(base, name, workers=1, name=f"{name}-model", hyperparameters={
+            "epochs": epochs, "batch_size": 16, "learning_rate": 0.002, "optimizer": "AdamW",
             "imgsz": args.imgsz, "mosaic": 0.0, "warmup_epochs": 1.0, "seed": args.seed})
         model = job.result(progress=False)
         run = ws.evaluate(model, name, split="test", progress=False)
@@ -94,7 +95,7 @@ def main() -> None:
                                             progress=False).column("image_id").to_pylist()
             label(picked)
             labelled += picked
-            model, figures = fine_tune(f"{strategy}-{round_index}", labelled)
+            model, figures = fine_tune(f"{strategy}-{round_index}", labelled, base=model, epochs=args.round_epochs)
             rounds.append(figures)
             print(json.dumps({strategy: figures}), flush=True)
         results[strategy] = rounds
