@@ -206,3 +206,65 @@ def test_a_box_drawn_in_the_browser_is_saved_in_image_pixels(lab, tmp_path):
     [(labels, boxes)] = _stored_user_boxes(lab.workspace / "catalog.duckdb", filename)
     assert labels == ["circle"] and len(boxes) == 1, (labels, boxes)
     assert all(abs(got - want) <= tolerance for got, want in zip(boxes[0], expected)), (boxes[0], expected)
+
+
+ERROR_NOTEBOOK_CELLS = [
+    "import os, mleval\nimport ipywidgets as w\nfrom mleval_widgets import Annotator, ErrorBrowser\n"
+    "ws = mleval.Workspace.open(os.environ['MLEVAL_QUICKSTART_WORKSPACE'])\n"
+    "run = ws.evaluate('yolo12n', 'shapes', progress=False)\nrun.errors()['counts']",
+    "browser = ErrorBrowser(ws, run, kind='fp', thumbnail_px=120)\n"
+    "annotator = Annotator(ws, ws.images.list(dataset='shapes')[:1], classes=['circle', 'square'], user_tag='fixer')\n"
+    "browser.on_select(annotator.show)\nw.VBox([browser, annotator])",
+]
+
+
+def test_the_error_browser_filters_by_kind_and_opens_the_object_in_the_annotator(lab, tmp_path):
+    """A run with one object of each error kind (the unit scene's noisy detector, stored predictions):
+    in the browser, the false positives page, then the wrong-class one, whose Annotate button opens
+    the image it is on in the Annotator."""
+    import mleval
+    from tests.unit import test_evaluate_runs as scene
+    from tests.unit.conftest import detectors_of, image_bytes
+
+    ws = mleval.Workspace.open(lab.workspace)
+    uploaded = ws.images.upload([(f"{i}.png", image_bytes(size=(scene.W, scene.H), seed=i)) for i in range(6)],
+                                split="test", progress=False).succeeded
+    images = sorted(uploaded, key=lambda r: r.filename)
+    ws.datasets.create("shapes", images=images)
+    detectors_of(ws, ["circle", "square"], "yolo12n")
+    for i, objects in scene.GROUND_TRUTH.items():
+        if objects:
+            ws.annotations.add(images[i], labels=[o[0] for o in objects], boxes_xyxy=[o[1] for o in objects])
+    scene._store_predictions(ws, ws.models.get("yolo12n"), images,
+                             {i: scene._noisy(o, i) for i, o in scene.GROUND_TRUTH.items()}, failed=set())
+    ws.close()  # the kernel opens it next
+    notebook = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": c}
+                          for c in ERROR_NOTEBOOK_CELLS],
+                "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+                "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "lab" / "errors.ipynb").write_text(json.dumps(notebook))
+
+    sync_api = _playwright()
+    expect = sync_api.expect
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(f"{lab.url}/lab/tree/errors.ipynb?token={lab.token}")
+            page.locator("#jp-main-statusbar").get_by_text(re.compile(r"\(ipykernel\) \| Idle")).wait_for(timeout=120_000)
+            _run_from_menu(page, page.locator(".jp-Notebook .jp-Cell").first, "Run All Cells")
+            tiles = page.locator(".jp-OutputArea-output .widget-gridbox > .widget-vbox")
+            expect(tiles).to_have_count(3, timeout=RUN_TIMEOUT_MS)  # the square on a circle, two stray circles
+            expect(page.locator(".jp-OutputArea-output", has_text="Traceback")).to_have_count(0)
+            expect(page.locator(".widget-html-content", has_text="false positives")).to_contain_text(
+                "3 false positives of yolo12n")
+            page.locator(".widget-dropdown select").first.select_option(label="cls: wrong class")
+            expect(tiles).to_have_count(1)
+            expect(tiles.first).to_contain_text("(on circle)")
+            page.screenshot(path=str(tmp_path / "error-browser.png"))
+            _button(tiles.first, "Annotate").click()
+            annotator = page.locator(".jp-OutputArea-output").filter(has=_button(page, "Save"))
+            expect(annotator).to_contain_text("2.png")  # the image whose circle was called a square
+        finally:
+            page.screenshot(path=str(tmp_path / "jupyterlab-errors.png"))
+            browser.close()
