@@ -303,14 +303,16 @@ class Workspace:
                         infer=self.infer)
 
     def find_label_issues(self, run_or_model: Any, dataset: Any = None, split: str | None = None, *,
-                          confident: float = 0.5, threshold: float = 0.2, **evaluate_options: Any):
+                          confident: float = 0.5, threshold: float = 0.2, propose: bool = False,
+                          **evaluate_options: Any):
         """Suspected label mistakes ("missing", "wrong_class", "bad_box", "spurious"), most likely
         first, as a pyarrow Table (kind, image_id, annotation_id, object_index, box, current_label,
         suggested_label, suggested_box, score, model_saw_image). Pass an evaluation run, or a model
         with the dataset and split to evaluate it on first. The model should not have learnt from
         the images it judges: a warning says when it did. ``confident``: the score from which a
         prediction can call a label missing or of the wrong class; rows under ``threshold`` are
-        left out."""
+        left out. ``propose``: store the likely "missing" objects as model proposals the
+        Annotator lists for accept / reject."""
         from mleval.evaluation.label_audit import label_issues_of_run
         from mleval.evaluation.run_store import EvaluationRun
 
@@ -324,7 +326,12 @@ class Workspace:
                 (split is not None and split != run.split):
             raise ValidationError("label_issues.run", f"run {run.key!r} scored {run.dataset}/{run.split}; "
                                   "evaluate the model on the dataset and split to judge instead.")
-        return label_issues_of_run(self.context, run, confident=confident, threshold=threshold)
+        issues = label_issues_of_run(self.context, run, confident=confident, threshold=threshold)
+        if propose:
+            from mleval.evaluation.label_audit import propose_missing
+
+            propose_missing(self.context, issues, run.model_id)
+        return issues
 
     def select_for_labeling(self, model: Any, images: Any, n: int, *, strategy: str = "hybrid", seed: int = 0,
                             batch_size: int = 16, progress: Any = True):

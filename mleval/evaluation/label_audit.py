@@ -63,3 +63,19 @@ def _training_images(ws: WorkspaceContext, model_id: str) -> set[str]:
     members, _ = ws.datasets.snapshot_tables(record.dataset_snapshot_id)
     return {str(i) for i, split in zip(members.column("image_id").to_pylist(), members.column("split").to_pylist())
             if split == "train"}
+
+
+def propose_missing(ws: WorkspaceContext, issues: pa.Table, model_id: str, *, min_score: float = 0.5) -> list:
+    """The "missing" rows of ``issues`` scoring at least ``min_score`` as proposals: one model
+    annotation (state ``generated``) per image holding its missing objects, which the Annotator
+    lists to accept (they become ground truth) or reject. Other kinds change an existing label:
+    open its image (``image_id``) and edit that object (``object_index``) instead."""
+    by_image: dict[str, list[dict]] = {}
+    for row in issues.to_pylist():
+        if row["kind"] == "missing" and row["score"] >= min_score:
+            by_image.setdefault(row["image_id"], []).append(row)
+    return [ws.annotations.add(image_id, labels=[r["suggested_label"] for r in rows],
+                               boxes_xyxy=[r["box"] for r in rows], scores=[r["score"] for r in rows],
+                               creation_method="model", model_id=model_id,
+                               metadata={"proposed_by": "find_label_issues", "kind": "missing"})
+            for image_id, rows in by_image.items()]

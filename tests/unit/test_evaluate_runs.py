@@ -399,6 +399,11 @@ def test_the_label_error_finder_points_at_the_objects_a_stored_run_disagrees_wit
     [extra] = [r for r in rows if r["kind"] == "missing"]
     assert (extra["image_id"], extra["annotation_id"], extra["box"]) == (images[1].id, None, [70, 5, 95, 25])
     assert not any(r["model_saw_image"] for r in rows)  # yolo12n here was never trained on them
+    ws.find_label_issues(run, propose=True)  # the missing circle becomes a proposal to accept or reject
+    [proposal] = [a for a in ws.annotations.list(image=images[1], creation_method="model")
+                  if (a.metadata or {}).get("proposed_by") == "find_label_issues"]
+    assert (proposal.class_labels, proposal.review_state) == (["circle"], "generated")
+    assert [list(b) for b in proposal.boxes_xyxy] == [[70, 5, 95, 25]]
     with pytest.raises(ValidationError, match="label_issues.run"):
         ws.find_label_issues(run, split="validation")
     plots.reliability(run)  # draws from the stored calibration
