@@ -14,7 +14,6 @@ same budget.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -26,19 +25,10 @@ os.environ.setdefault("YOLO_VERBOSE", "False")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pool", type=int, default=300)
-    parser.add_argument("--validation", type=int, default=40)
-    parser.add_argument("--test", type=int, default=100)
-    parser.add_argument("--start", type=int, default=80)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--budget", type=int, default=40)
-    parser.add_argument("--epochs", type=int, default=25)
-    parser.add_argument("--round-epochs", type=int, default=12)
-    parser.add_argument("--imgsz", type=int, default=96)
-    parser.add_argument("--strategies", default="hybrid,random")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    from _options import parse_options
+
+    args = parse_options(__doc__, pool=300, validation=40, test=100, start=80, rounds=2, budget=40, epochs=25,
+                         round_epochs=12, imgsz=96, strategies="hybrid,random", seed=0)
 
     import numpy as np
 

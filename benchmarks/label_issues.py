@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -140,18 +139,10 @@ def scale(args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train", type=int, default=300)
-    parser.add_argument("--validation", type=int, default=60)
-    parser.add_argument("--test", type=int, default=200)
-    parser.add_argument("--epochs", type=int, default=25)
-    parser.add_argument("--imgsz", type=int, default=128)
-    parser.add_argument("--drop", type=float, default=0.1)
-    parser.add_argument("--flip", type=float, default=0.1)
-    parser.add_argument("--scale-images", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--skip-quality", action="store_true", help="only the timing at scale (no training)")
-    args = parser.parse_args()
+    from _options import parse_options
+
+    args = parse_options(__doc__, train=300, validation=60, test=200, epochs=25, imgsz=128, drop=0.1, flip=0.1,
+                         scale_images=10_000, seed=0, skip_quality=False)  # skip_quality: only the timing at scale
     result = {"scale": scale(args)}
     print(json.dumps(result, indent=1), flush=True)
     if not args.skip_quality:

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,56 +147,68 @@ def _stored_user_boxes(catalog: Path, filename: str) -> list[tuple[list[str], li
             "WHERE a.creation_method = 'user' AND i.filename = ? AND i.dataset_split = 'train'", [filename]).fetchall()
 
 
-def test_a_box_drawn_in_the_browser_is_saved_in_image_pixels(lab, tmp_path):
+@contextmanager
+def _notebook_page(lab: Lab, name: str, screenshot: Path):
+    """A headless Chromium page on notebook ``name`` of ``lab``, once its kernel has started and
+    answered; the page's screenshot is saved on the way out, whatever happened."""
     sync_api = _playwright()
-    expect = sync_api.expect
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page.goto(f"{lab.url}/lab/tree/{NOTEBOOK.name}?token={lab.token}")
-            idle = page.locator("#jp-main-statusbar").get_by_text(re.compile(r"\(ipykernel\) \| Idle"))
-            idle.wait_for(timeout=120_000)  # the kernel started and answered
-            cells = page.locator(".jp-Notebook .jp-Cell")
-            last = cells.nth(cells.count() - 1)  # ws.close(): run what is above it, draw, then run it
-            _run_from_menu(page, last, "Run All Above Selected Cell")
-            prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt")
-            expect(prompts.first).to_have_text(re.compile(r"\[(\*|\d+)\]:"), timeout=60_000)  # it started
-            expect(prompts.nth(prompts.count() - 2)).to_have_text(re.compile(r"\[\d+\]:"), timeout=RUN_TIMEOUT_MS)
-            idle.wait_for(timeout=60_000)
-            expect(page.locator(".jp-OutputArea-output", has_text="Traceback")).to_have_count(0)
-
-            gallery = page.locator(".jp-OutputArea-output .widget-gridbox")
-            expect(gallery.locator("img.widget-image")).to_have_count(8)  # page_size=8 thumbnails
-            for thumbnail in gallery.locator("img.widget-image").all():
-                expect(thumbnail).to_be_visible()
-            annotator = page.locator(".jp-OutputArea-output").filter(has=_button(page, "Save"))
-            picture = annotator.locator("img[alt='annotate me']")  # jupyter-bbox-widget's image
-            expect(picture).to_be_visible()
-            _button(annotator, "Next").click()  # an image without boxes yet
-            expect(annotator).to_contain_text("(2 / 8")
-            filename = annotator.locator(".widget-html-content b").first.inner_text()
-
-            picture.scroll_into_view_if_needed()
-            natural_width, natural_height = picture.evaluate(
-                "img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])")
-            shown = picture.bounding_box()
-            start = (shown["x"] + 0.2 * shown["width"], shown["y"] + 0.25 * shown["height"])
-            end = (shown["x"] + 0.75 * shown["width"], shown["y"] + 0.8 * shown["height"])
-            page.mouse.move(*start)
-            page.mouse.down()
-            page.mouse.move(*end, steps=10)
-            page.mouse.up()
-            expect(annotator.locator("svg rect.movable")).to_have_count(1)  # the drawn box, on the image
-            _button(annotator, "Save").click()
-            expect(annotator).to_contain_text("Saved 1 boxes (revision 1).")
-            page.screenshot(path=str(tmp_path / "jupyterlab-annotator.png"))
-
-            _run_from_menu(page, last, "Run Selected Cell")  # the user closes the workspace
-            expect(last.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\d+\]:"), timeout=60_000)
+            page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}")
+            _idle(page).wait_for(timeout=120_000)
+            yield page
         finally:
-            page.screenshot(path=str(tmp_path / "jupyterlab.png"))
+            page.screenshot(path=str(screenshot))
             browser.close()
+
+
+def _idle(page):
+    return page.locator("#jp-main-statusbar").get_by_text(re.compile(r"\(ipykernel\) \| Idle"))
+
+
+def test_a_box_drawn_in_the_browser_is_saved_in_image_pixels(lab, tmp_path):
+    expect = _playwright().expect
+    with _notebook_page(lab, NOTEBOOK.name, tmp_path / "jupyterlab.png") as page:
+        idle = _idle(page)
+        cells = page.locator(".jp-Notebook .jp-Cell")
+        last = cells.nth(cells.count() - 1)  # ws.close(): run what is above it, draw, then run it
+        _run_from_menu(page, last, "Run All Above Selected Cell")
+        prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt")
+        expect(prompts.first).to_have_text(re.compile(r"\[(\*|\d+)\]:"), timeout=60_000)  # it started
+        expect(prompts.nth(prompts.count() - 2)).to_have_text(re.compile(r"\[\d+\]:"), timeout=RUN_TIMEOUT_MS)
+        idle.wait_for(timeout=60_000)
+        expect(page.locator(".jp-OutputArea-output", has_text="Traceback")).to_have_count(0)
+
+        gallery = page.locator(".jp-OutputArea-output .widget-gridbox")
+        expect(gallery.locator("img.widget-image")).to_have_count(8)  # page_size=8 thumbnails
+        for thumbnail in gallery.locator("img.widget-image").all():
+            expect(thumbnail).to_be_visible()
+        annotator = page.locator(".jp-OutputArea-output").filter(has=_button(page, "Save"))
+        picture = annotator.locator("img[alt='annotate me']")  # jupyter-bbox-widget's image
+        expect(picture).to_be_visible()
+        _button(annotator, "Next").click()  # an image without boxes yet
+        expect(annotator).to_contain_text("(2 / 8")
+        filename = annotator.locator(".widget-html-content b").first.inner_text()
+
+        picture.scroll_into_view_if_needed()
+        natural_width, natural_height = picture.evaluate(
+            "img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])")
+        shown = picture.bounding_box()
+        start = (shown["x"] + 0.2 * shown["width"], shown["y"] + 0.25 * shown["height"])
+        end = (shown["x"] + 0.75 * shown["width"], shown["y"] + 0.8 * shown["height"])
+        page.mouse.move(*start)
+        page.mouse.down()
+        page.mouse.move(*end, steps=10)
+        page.mouse.up()
+        expect(annotator.locator("svg rect.movable")).to_have_count(1)  # the drawn box, on the image
+        _button(annotator, "Save").click()
+        expect(annotator).to_contain_text("Saved 1 boxes (revision 1).")
+        page.screenshot(path=str(tmp_path / "jupyterlab-annotator.png"))
+
+        _run_from_menu(page, last, "Run Selected Cell")  # the user closes the workspace
+        expect(last.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\d+\]:"), timeout=60_000)
     lab.stop()  # the kernel has gone: the catalog file is free to read
 
     # Page pixels to image pixels: the widget shows the image at shown/natural scale.
@@ -244,27 +257,18 @@ def test_the_error_browser_filters_by_kind_and_opens_the_object_in_the_annotator
                 "nbformat": 4, "nbformat_minor": 5}
     (tmp_path / "lab" / "errors.ipynb").write_text(json.dumps(notebook))
 
-    sync_api = _playwright()
-    expect = sync_api.expect
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        try:
-            page.goto(f"{lab.url}/lab/tree/errors.ipynb?token={lab.token}")
-            page.locator("#jp-main-statusbar").get_by_text(re.compile(r"\(ipykernel\) \| Idle")).wait_for(timeout=120_000)
-            _run_from_menu(page, page.locator(".jp-Notebook .jp-Cell").first, "Run All Cells")
-            tiles = page.locator(".jp-OutputArea-output .widget-gridbox > .widget-vbox")
-            expect(tiles).to_have_count(3, timeout=RUN_TIMEOUT_MS)  # the square on a circle, two stray circles
-            expect(page.locator(".jp-OutputArea-output", has_text="Traceback")).to_have_count(0)
-            expect(page.locator(".widget-html-content", has_text="false positives")).to_contain_text(
-                "3 false positives of yolo12n")
-            page.locator(".widget-dropdown select").first.select_option(label="cls: wrong class")
-            expect(tiles).to_have_count(1)
-            expect(tiles.first).to_contain_text("(on circle)")
-            page.screenshot(path=str(tmp_path / "error-browser.png"))
-            _button(tiles.first, "Annotate").click()
-            annotator = page.locator(".jp-OutputArea-output").filter(has=_button(page, "Save"))
-            expect(annotator).to_contain_text("2.png")  # the image whose circle was called a square
-        finally:
-            page.screenshot(path=str(tmp_path / "jupyterlab-errors.png"))
-            browser.close()
+    expect = _playwright().expect
+    with _notebook_page(lab, "errors.ipynb", tmp_path / "jupyterlab-errors.png") as page:
+        _run_from_menu(page, page.locator(".jp-Notebook .jp-Cell").first, "Run All Cells")
+        tiles = page.locator(".jp-OutputArea-output .widget-gridbox > .widget-vbox")
+        expect(tiles).to_have_count(3, timeout=RUN_TIMEOUT_MS)  # the square on a circle, two stray circles
+        expect(page.locator(".jp-OutputArea-output", has_text="Traceback")).to_have_count(0)
+        expect(page.locator(".widget-html-content", has_text="false positives")).to_contain_text(
+            "3 false positives of yolo12n")
+        page.locator(".widget-dropdown select").first.select_option(label="cls: wrong class")
+        expect(tiles).to_have_count(1)
+        expect(tiles.first).to_contain_text("(on circle)")
+        page.screenshot(path=str(tmp_path / "error-browser.png"))
+        _button(tiles.first, "Annotate").click()
+        annotator = page.locator(".jp-OutputArea-output").filter(has=_button(page, "Save"))
+        expect(annotator).to_contain_text("2.png")  # the image whose circle was called a square
