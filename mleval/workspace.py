@@ -307,12 +307,12 @@ class Workspace:
                           **evaluate_options: Any):
         """Suspected label mistakes ("missing", "wrong_class", "bad_box", "spurious"), most likely
         first, as a pyarrow Table (kind, image_id, annotation_id, object_index, box, current_label,
-        suggested_label, suggested_box, score, model_saw_image). Pass an evaluation run, or a model
-        with the dataset and split to evaluate it on first. The model should not have learnt from
-        the images it judges: a warning says when it did. ``confident``: the score from which a
-        prediction can call a label missing or of the wrong class; rows under ``threshold`` are
-        left out. ``propose``: store the likely "missing" objects as model proposals the
-        Annotator lists for accept / reject."""
+        suggested_label, suggested_box, score, model_saw_image). Pass an evaluation run (with another
+        dataset or split, its model is evaluated on those first), or a model with the dataset and
+        split. The model should not have learnt from the images it judges: a warning says when it
+        did. ``confident``: the score from which a prediction can call a label missing or of the
+        wrong class; rows under ``threshold`` are left out. ``propose``: store the likely "missing"
+        objects as model proposals the Annotator lists for accept / reject."""
         from mleval.evaluation.label_audit import label_issues_of_run
         from mleval.evaluation.run_store import EvaluationRun
 
@@ -323,9 +323,9 @@ class Workspace:
                                       "model, or an evaluation run.")
             run = self.evaluate(run, dataset, split=split or "test", **evaluate_options)
         elif (dataset is not None and self.datasets.get(dataset).id != run.dataset_id) or \
-                (split is not None and split != run.split):
-            raise ValidationError("label_issues.run", f"run {run.key!r} scored {run.dataset}/{run.split}; "
-                                  "evaluate the model on the dataset and split to judge instead.")
+                (split is not None and split != run.split):  # the run's model on the labels asked for
+            run = self.evaluate(run.model_id, dataset if dataset is not None else run.dataset_id,
+                                split=split or run.split, **evaluate_options)
         issues = label_issues_of_run(self.context, run, confident=confident, threshold=threshold)
         if propose:
             from mleval.evaluation.label_audit import propose_missing

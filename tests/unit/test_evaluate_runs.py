@@ -404,8 +404,10 @@ def test_the_label_error_finder_points_at_the_objects_a_stored_run_disagrees_wit
                   if (a.metadata or {}).get("proposed_by") == "find_label_issues"]
     assert (proposal.class_labels, proposal.review_state) == (["circle"], "generated")
     assert [list(b) for b in proposal.boxes_xyxy] == [[70, 5, 95, 25]]
-    with pytest.raises(ValidationError, match="label_issues.run"):
-        ws.find_label_issues(run, split="validation")
+    with pytest.raises(ValidationError, match="evaluation.images"):  # the run's model on another split: empty
+        ws.find_label_issues(run, "shapes", split="validation")
+    again = ws.find_label_issues(run, "shapes", split="test")  # the run's own labels: the same table
+    assert again.to_pylist() == rows
     plots.reliability(run)  # draws from the stored calibration
 
 
