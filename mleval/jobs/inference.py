@@ -35,22 +35,39 @@ class PredictorActor:
         self._conf = conf
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from mleval.images.decode import decode_rgb
         from mleval.prediction import prediction_rows
 
-        image_ids = batch.column("image_id").to_pylist()
-        outcomes: list[Any] = []
-        images, positions = [], []
-        for position, key in enumerate(batch.column("file_path").to_pylist()):
-            try:
-                images.append(decode_rgb(self._ws.blobs.read_bytes(key)))
-                positions.append(position)
-                outcomes.append(None)
-            except Exception as error:  # one bad image fails itself, not the batch
-                outcomes.append(f"unreadable image: {error}")
-        for position, prediction in zip(positions, self._predictor.predict(images, conf=self._conf)):
+        outcomes: list[Any] = read_images(self._ws.blobs, batch.column("file_path").to_pylist())
+        positions = [k for k, o in enumerate(outcomes) if not isinstance(o, str)]
+        predictions = self._predictor.predict([outcomes[k] for k in positions], conf=self._conf)
+        for position, prediction in zip(positions, predictions):
             outcomes[position] = prediction
-        return prediction_rows(image_ids, outcomes)
+        return prediction_rows(batch.column("image_id").to_pylist(), outcomes)
+
+
+def read_images(blobs, keys: list[str]) -> list[Any]:
+    """Each blob decoded to RGB, or for one that cannot be, the error text (it fails itself, not the batch)."""
+    from mleval.images.decode import decode_rgb
+
+    found: list[Any] = []
+    for key in keys:
+        try:
+            found.append(decode_rgb(blobs.read_bytes(key)))
+        except Exception as error:
+            found.append(f"unreadable image: {error}")
+    return found
+
+
+def image_blocks(ws: WorkspaceContext, image_ids: list[str], block_rows: int):
+    """A Ray Dataset of (image_id, file_path), ``block_rows`` a block, made here rather than by a
+    repartition task (the actors may hold every CPU); one batch per block, so results and
+    progress stream batch by batch."""
+    import ray
+
+    ray.data.DataContext.get_current().enable_progress_bars = False  # progress goes where the caller says
+    paths = ImageRepository(ws.catalog).file_paths(image_ids)
+    items = pa.table({"image_id": image_ids, "file_path": [paths[i] for i in image_ids]})
+    return ray.data.from_arrow([items.slice(start, block_rows) for start in range(0, items.num_rows, block_rows)])
 
 
 def start_inference(
@@ -78,7 +95,7 @@ def start_inference(
     return JobHandle(ws, "inference_jobs", job_id, runner)
 
 
-def _pool_size(concurrency: int | None, use_gpu: bool, images: int, batch_size: int) -> int:
+def pool_size(concurrency: int | None, use_gpu: bool, images: int, batch_size: int) -> int:
     import ray
 
     resources = ray.available_resources()
@@ -117,18 +134,11 @@ def _run_pipeline(ws: WorkspaceContext, job_id: str, model_id: str, image_ids: l
     from mleval.prediction import annotation_rows
 
     # Progress goes to the job record; Ray Data's own bars would flood the notebook's logs.
-    ray.data.DataContext.get_current().enable_progress_bars = False
     catalog = ws.catalog
-    paths = ImageRepository(catalog).file_paths(image_ids)
-    pool = _pool_size(settings["concurrency"], settings["use_gpu"], len(image_ids), settings["batch_size"])
+    pool = pool_size(settings["concurrency"], settings["use_gpu"], len(image_ids), settings["batch_size"])
     catalog.append_log("inference_jobs", job_id, f"{len(image_ids)} images, batch size {settings['batch_size']}, "
                                                  f"{pool} predictor actor(s)")
-    items = pa.table({"image_id": image_ids, "file_path": [paths[i] for i in image_ids]})
-    # Blocks made here, not by a repartition task (the actors may hold every CPU); one batch
-    # per block, so results and progress stream batch by batch.
-    block_rows = settings["batch_size"]
-    dataset = ray.data.from_arrow([items.slice(start, block_rows) for start in range(0, items.num_rows, block_rows)])
-    predictions = dataset.map_batches(
+    predictions = image_blocks(ws, image_ids, settings["batch_size"]).map_batches(
         PredictorActor,
         fn_constructor_kwargs={"workspace": ws.address, "model_id": model_id,
                                "imgsz": settings["imgsz"], "conf": settings["conf"]},

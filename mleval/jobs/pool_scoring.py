@@ -1,7 +1,8 @@
 """Scoring an unlabelled pool on Ray Data: each image's detection scores and backbone embedding.
 
-Like batch inference (``inference.py``), image ids and blob paths flow through ``map_batches``
-into a pool of actors that read and decode the images themselves; nothing is stored: the
+Batch inference's pipeline (``inference.py``: its image blocks, actor pool size and image
+reading): image ids and blob paths flow through ``map_batches`` into a pool of actors that
+read and decode the images themselves; nothing is stored: the
 caller (``Workspace.select_for_labeling``) ranks the rows with ``mleval.selection``.
 """
 
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from mleval.catalog.repositories import ImageRepository
+from mleval.jobs.inference import image_blocks, pool_size, read_images
 
 if TYPE_CHECKING:
     from mleval.context import WorkspaceAddress, WorkspaceContext
@@ -29,16 +30,11 @@ class PoolScorer:
         self._embed = embed
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from mleval.images.decode import decode_rgb
         from mleval.selection import image_uncertainty
 
-        image_ids, images, kept = batch.column("image_id").to_pylist(), [], []
-        for image_id, key in zip(image_ids, batch.column("file_path").to_pylist()):
-            try:
-                images.append(decode_rgb(self._ws.blobs.read_bytes(key)))
-                kept.append(image_id)
-            except Exception:  # noqa: BLE001 - an unreadable image is left out of the pool, not the batch
-                continue
+        read = read_images(self._ws.blobs, batch.column("file_path").to_pylist())
+        kept = [i for i, r in zip(batch.column("image_id").to_pylist(), read) if not isinstance(r, str)]
+        images = [r for r in read if not isinstance(r, str)]  # an unreadable image leaves the pool, not the batch
         predictions = self._predictor.predict(images, conf=SCORE_CONF) if images else []
         columns = {"image_id": pa.array(kept, pa.string()),
                    "uncertainty": pa.array([image_uncertainty(p.detections.scores.tolist()) for p in predictions],
@@ -56,13 +52,8 @@ def score_pool(ws: WorkspaceContext, model_id: str, image_ids: list[str], *, img
     ``embed``, ``embedding``. Runs on the workspace's Ray (one CPU per actor)."""
     import ray
 
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    paths = ImageRepository(ws.catalog).file_paths(image_ids)
-    items = pa.table({"image_id": image_ids, "file_path": [paths[i] for i in image_ids]})
-    available = int(ray.available_resources().get("CPU", 1)) or 1
-    pool = max(1, min(concurrency or available, -(-len(image_ids) // batch_size)))
-    dataset = ray.data.from_arrow([items.slice(s, batch_size) for s in range(0, items.num_rows, batch_size)])
-    scored = dataset.map_batches(
+    pool = pool_size(concurrency, False, len(image_ids), batch_size)
+    scored = image_blocks(ws, image_ids, batch_size).map_batches(
         PoolScorer, fn_constructor_kwargs={"workspace": ws.address, "model_id": model_id, "imgsz": imgsz,
                                            "embed": embed},
         batch_size=batch_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=pool), num_cpus=1)
@@ -97,10 +88,10 @@ def select_for_labeling(ws: WorkspaceContext, model, images, n: int, *, strategy
         pool, known = [i for i in members if i not in labelled], [i for i in members if i in labelled]
     if not pool:
         raise ValidationError("selection.pool", "the pool is empty: every image given already has ground truth.")
+    if record.is_promptable:
+        raise ValidationError("selection.model", f"{record.name} is a promptable segmenter: it finds nothing "
+                              "without prompts, so it cannot score a pool; use a detector.")
     embed = strategy in ("diversity", "hybrid")
-    if embed and not callable(getattr(ws.models.load(record).predictor, "embed", None)):
-        raise ValidationError("selection.embeddings", f"{record.name} gives no image embeddings; use "
-                              "strategy='uncertainty'.")
     targets = pool + (known if embed else [])
     with Progress(progress, total=len(targets), desc=f"score pool with {record.name}", unit="img") as bar:
         scored = score_pool(ws, record.id, targets, imgsz=imgsz_for(record, None), embed=embed,
