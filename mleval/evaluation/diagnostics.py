@@ -124,7 +124,10 @@ def error_objects(evaluation: CocoEvaluation, kind: str, *, class_name: str | No
     best_gt = dets.column("best_gt_id").to_pylist()
     matched_gt = dets.column(f"gt_id_{tag}").to_pylist()
     iou_matched = pc.fill_null(dets.column(f"iou_{tag}"), 0.0).to_numpy(zero_copy_only=False)
-    other_iou, other_gt = _other_class_overlap(evaluation, det_boxes, gt_boxes)
+    if kind in ("cls", "loc", "bkg"):  # the kinds that ask what else a detection lies on
+        other_iou, other_gt = _other_class_overlap(evaluation, det_boxes, gt_boxes)
+    else:
+        other_iou, other_gt = np.zeros(dets.num_rows), [None] * dets.num_rows
     is_fp = counted & ~tp
     wanted = {
         "tp": counted & tp,

@@ -69,32 +69,30 @@ def find_label_issues(truth: dict[str, Detections], predictions: dict[str, Detec
     image_ids = list(predictions)
     classes = sorted({n for i in image_ids for d in (truth.get(i), predictions[i]) if d is not None for n in d.class_names})
     index = {n: k for k, n in enumerate(classes)}
-    labelled, found, orders = [], [], []
+    truths, found, labels, per_class = [], [], [], []
     for image_id in image_ids:
         gt = truth.get(image_id) or Detections.empty()
         if gt.iscrowd is not None:
             gt = gt.filter(~gt.iscrowd)
         dt = predictions[image_id]
         dt = dt.filter(dt.scores >= min_score)
-        gt_ids = np.asarray([index[n] for n in gt.class_names], np.int64)
+        dt = dt.filter(np.argsort([index[n] for n in dt.class_names], kind="stable"))  # cleanlab's order: by class
         dt_ids = np.asarray([index[n] for n in dt.class_names], np.int64)
-        order = np.argsort(dt_ids, kind="stable")  # cleanlab reads predictions grouped by class
-        labelled.append((gt, {"bboxes": gt.xyxy, "labels": gt_ids}))
-        found.append((dt, order))
-        per_class = [np.column_stack([dt.xyxy[order][dt_ids[order] == k], dt.scores[order][dt_ids[order] == k]])
-                     .reshape(-1, 5) for k in range(len(classes))]
-        orders.append(per_class)
-    labels = [lab for _, lab in labelled]
-    overlooked = compute_overlooked_box_scores(labels=labels, predictions=orders, high_probability_threshold=confident)
-    swapped = compute_swap_box_scores(labels=labels, predictions=orders, high_probability_threshold=confident)
-    badloc = compute_badloc_box_scores(labels=labels, predictions=orders, low_probability_threshold=min_score)
+        truths.append(gt)
+        found.append(dt)
+        labels.append({"bboxes": gt.xyxy, "labels": np.asarray([index[n] for n in gt.class_names], np.int64)})
+        per_class.append([np.column_stack([dt.xyxy[dt_ids == k], dt.scores[dt_ids == k]]).reshape(-1, 5)
+                          for k in range(len(classes))])
+    overlooked = compute_overlooked_box_scores(labels=labels, predictions=per_class,
+                                               high_probability_threshold=confident)
+    swapped = compute_swap_box_scores(labels=labels, predictions=per_class, high_probability_threshold=confident)
+    badloc = compute_badloc_box_scores(labels=labels, predictions=per_class, low_probability_threshold=min_score)
 
     seen = set(seen_images)
     rows = []
     for n, image_id in enumerate(image_ids):
-        (gt, _), (dt, order) = labelled[n], found[n]
+        gt, dt_sorted = truths[n], found[n]
         saw = image_id in seen
-        dt_sorted = dt.filter(order)
         for j in np.flatnonzero(~np.isnan(overlooked[n])):
             rows.append(_row("missing", image_id, None, None, dt_sorted.xyxy[j], None, dt_sorted.class_names[j],
                              None, 1.0 - overlooked[n][j], saw))

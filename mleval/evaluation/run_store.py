@@ -97,8 +97,7 @@ class EvaluationRun:
         evaluation computed in this process, like :meth:`false_negatives`."""
         from mleval.evaluation.diagnostics import error_objects
 
-        self._match_table("ground_truths", 0.5, "objects")
-        return error_objects(self.evaluation, kind, class_name=class_name, min_score=min_score)
+        return error_objects(self._in_process("objects"), kind, class_name=class_name, min_score=min_score)
 
     def slice(self, by: str | dict = "class") -> pa.Table:
         """Metrics per slice: ``"class"`` (the per-class table), ``"size"`` (COCO's small / medium /
@@ -108,15 +107,15 @@ class EvaluationRun:
         if isinstance(by, dict):
             from mleval.evaluation.diagnostics import slice_metrics
 
-            self._match_table("ground_truths", 0.5, "slices")
+            evaluation = self._in_process("slices")
             coco_id = {str(image.get("source_image_id", image["id"])): image["id"]
-                       for image in self.evaluation.inputs.gt["images"]}
+                       for image in evaluation.inputs.gt["images"]}
             unknown = sorted({str(i) for ids in by.values() for i in ids} - coco_id.keys())
             if unknown:
                 raise ValidationError("evaluation.slice", f"{len(unknown)} image ids of the slices are not in run "
                                       f"{self.key!r} (e.g. {unknown[:3]}); slice the images it scored.")
-            return pa.Table.from_pylist(slice_metrics(self.evaluation, {name: [coco_id[str(i)] for i in ids]
-                                                                        for name, ids in by.items()}))
+            return pa.Table.from_pylist(slice_metrics(evaluation, {name: [coco_id[str(i)] for i in ids]
+                                                                   for name, ids in by.items()}))
         if by == "class":
             return self.per_class
         if by == "size":
@@ -166,10 +165,15 @@ class EvaluationRun:
             "best_object_index": pa.array([None if k is None else object_indices[k] for k in best], pa.int64()),
         })
 
-    def _match_table(self, which: str, iou_threshold: float, listing: str) -> tuple[pa.Table, str]:
+    def _in_process(self, listing: str) -> CocoEvaluation:
+        """The evaluation computed in this process, or an error saying how to get it."""
         if self.evaluation is None:
             raise MlevalError(f"run {self.key!r} was read back from the catalog, which keeps its numbers but not "
                               f"its per-object matches; evaluate again (ws.evaluate) to list its {listing}.")
+        return self.evaluation
+
+    def _match_table(self, which: str, iou_threshold: float, listing: str) -> tuple[pa.Table, str]:
+        self._in_process(listing)
         tag = f"{round(float(iou_threshold) * 100):02d}"
         table = getattr(self.evaluation.matches(), which)
         if f"det_index_{tag}" not in self.evaluation.matches().ground_truths.column_names:
