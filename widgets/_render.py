@@ -88,6 +88,13 @@ def draw_boxes(
     return canvas
 
 
+def fit(image: Image.Image, side_px: int) -> tuple[Image.Image, float]:
+    """``image`` resized so its longer side is ``side_px``, and the scale that took it there (to
+    draw boxes of the original's pixels on it)."""
+    scale = side_px / max(image.width, image.height)
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale)))), scale
+
+
 def boxes_png(image: Image.Image, boxes: Sequence[tuple[Sequence[float], str, str]], *, min_side_px: int) -> bytes:
     """PNG of ``image`` with ``boxes`` drawn (see :func:`draw_boxes`); an image smaller than
     ``min_side_px`` on its longer side is enlarged first so its boxes can be seen."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from mleval.evaluation.diagnostics import OBJECT_KINDS
-from ._render import GROUND_TRUTH_COLOUR, MODEL_COLOURS, draw_boxes, png_bytes, upright_image
+from ._render import GROUND_TRUTH_COLOUR, MODEL_COLOURS, draw_boxes, fit, png_bytes, upright_image
 
 if TYPE_CHECKING:
     from mleval.core.records import ImageRecord
@@ -107,8 +107,7 @@ class ErrorBrowser(w.VBox):
                 min(picture.width, int(x2 + pad) + 1), min(picture.height, int(y2 + pad) + 1))
         region = picture.crop(crop)
         moved = [([b[0] - crop[0], b[1] - crop[1], b[2] - crop[0], b[3] - crop[1]], t, c) for b, t, c in boxes]
-        scale = self.thumbnail_px / max(region.width, region.height)
-        thumbnail = region.resize((max(1, round(region.width * scale)), max(1, round(region.height * scale))))
+        thumbnail, scale = fit(region, self.thumbnail_px)
         thumbnail = draw_boxes(thumbnail, moved, scale=scale, width_px=2, halo=True)
         score = "" if row["score"] is None else f" {row['score']:.2f}"
         iou = "" if row["best_iou"] is None else f", IoU {row['best_iou']:.2f}"

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from mleval.core.enums import DatasetSplit, ReviewState
-from ._render import Palette, draw_boxes, png_bytes, upright_image
+from ._render import Palette, draw_boxes, fit, png_bytes, upright_image
 
 if TYPE_CHECKING:
     from mleval.core.records import AnnotationRecord, ImageRecord
@@ -118,8 +118,7 @@ class Gallery(w.VBox):
 
     def _tile(self, image: ImageRecord, sources: list[str]) -> w.VBox:
         picture = upright_image(self._ws, image)
-        scale = self.thumbnail_px / max(picture.width, picture.height)
-        thumbnail = picture.resize((max(1, round(picture.width * scale)), max(1, round(picture.height * scale))))
+        thumbnail, scale = fit(picture, self.thumbnail_px)
         boxes = []
         for annotation in self._overlays(image):
             source = self._source(annotation)
